@@ -18,7 +18,7 @@ from .models import SiteConfig
 
 
 def did_you_mean(value: str, known: Iterable[str]) -> str:
-    match = difflib.get_close_matches(value, list(known), n=1, cutoff=0.6)
+    match = difflib.get_close_matches(value, list(known), n=1, cutoff=0.5)
     return f" (did you mean '{match[0]}'?)" if match else ""
 
 

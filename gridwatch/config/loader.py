@@ -18,6 +18,21 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 PathKey = tuple[str | int, ...]
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans: only true/false, so `officer: off` or a zone named
+    `no` stay strings instead of silently becoming False (YAML 1.1's yes/no/on/off)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+for _first in "tTfF":
+    _Loader.add_implicit_resolver(  # type: ignore[no-untyped-call]
+        "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list(_first)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     file: str
@@ -69,7 +84,7 @@ class SourceMap:
 class _Builder:
     """Turns a composed YAML node tree into plain data, recording lines and ${VAR} substitution."""
 
-    def __init__(self, loader: yaml.SafeLoader, source: SourceMap, env: dict[str, str]) -> None:
+    def __init__(self, loader: _Loader, source: SourceMap, env: dict[str, str]) -> None:
         self.loader = loader
         self.source = source
         self.env = env
@@ -119,7 +134,7 @@ class _Builder:
 def parse_yaml(text: str, file: str, env: dict[str, str] | None = None) -> tuple[Any, SourceMap, list[Problem]]:
     """Plain data, its source map and the problems found while reading (syntax, duplicates, ${VAR})."""
     source = SourceMap(file)
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
