@@ -5,11 +5,13 @@ from __future__ import annotations
 import socket
 import ssl
 from collections.abc import Iterable
+from typing import Any
 
 import aiomqtt
 import paho.mqtt.client as paho
-from paho.mqtt.properties import Properties
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from gridwatch.config.broker import BrokerUrl
 
@@ -72,7 +74,7 @@ def async_client(
 def sync_client(url: BrokerUrl | str, identifier: str, *, will: tuple[str, bytes] | None = None) -> paho.Client:
     """A connected-on-demand paho client (MQTT 5) for simulators and benchmarks; call `connect_url`."""
     broker = BrokerUrl.parse(url) if isinstance(url, str) else url
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=identifier, protocol=paho.MQTTv5)
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=identifier, protocol=paho.MQTTv5)
     if broker.username:
         client.username_pw_set(broker.username, broker.password)
     ctx = tls_context(broker)
@@ -81,7 +83,7 @@ def sync_client(url: BrokerUrl | str, identifier: str, *, will: tuple[str, bytes
     if will is not None:
         client.will_set(will[0], will[1], qos=1, retain=True)
 
-    def _nodelay(_client: paho.Client, _userdata: object, sock: socket.socket) -> None:
+    def _nodelay(_client: paho.Client, _userdata: object, sock: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     client.on_socket_open = _nodelay

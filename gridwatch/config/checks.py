@@ -59,7 +59,6 @@ class _Checker:
         zone_ids = {z.id for z in c.zones}
         door_ids = {d.id for d in c.doors}
         device_ids = {d.id for d in c.devices}
-        edge_ids = {e.id for e in c.edges}
         user_names = {u.username for u in c.central.users}
 
         self.unique(((("areas", i, "id"), a.id) for i, a in enumerate(c.areas)), "area id")

@@ -64,7 +64,9 @@ def parse_window(text: str) -> Window | None:
         return None
     match = _WINDOW.match(spec)
     if not match:
-        raise ValueError(f"schedule {text!r} does not parse; write e.g. 'mon-fri 08:00-17:30', '22:00-06:00' or 'always'")
+        raise ValueError(
+            f"schedule {text!r} does not parse; write e.g. 'mon-fri 08:00-17:30', '22:00-06:00' or 'always'"
+        )
     days = _days(match["days"]) if match["days"] else frozenset(range(7))
     start = _minutes(match["start"], allow_24=False)
     end = _minutes(match["end"], allow_24=True)
