@@ -1,0 +1,345 @@
+"""The scenario player: a living facility on the device broker, with the scripted story on top.
+
+It publishes exactly what real hardware would (through `simulators.encoders`, the inverse of the
+drivers): retained `online` status for every device and keep-alives at half their expected
+interval, RTLS batches from each ward's gateway, wristband telemetry, and at each step's time the
+step's readings. Step times (`at`) are divided by `speed`; durations inside steps (a silent tag,
+a vitals override, a camera event) are real seconds, because the edge's timers run in real time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from drivers import DeviceContext
+from gridwatch.config import Device, SiteConfig
+from gridwatch.contract import (
+    AccessReading,
+    PerimeterReading,
+    Position,
+    PositionsReading,
+    VitalsReading,
+    WristbandEventReading,
+)
+from gridwatch.contract.devices import GpsFix
+from gridwatch.contract.enums import Family
+from gridwatch.mqtt import sync_client
+from simulators import encoders
+from simulators.scenario import (
+    AccessAction,
+    CameraAction,
+    DeviceAction,
+    GatherAction,
+    MoveAction,
+    PerimeterAction,
+    PersonAction,
+    Scenario,
+    Step,
+    TagSilentAction,
+    VitalsAction,
+    WristbandAction,
+)
+from simulators.world import Walker, World
+
+log = logging.getLogger("gridwatch.sim")
+
+TICK_S = 0.1
+
+
+class Publisher(Protocol):
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None: ...
+
+
+CameraControl = Callable[[str, str, float], None]
+"""camera_control(camera_id, event, seconds): drives the camera simulator."""
+
+
+class MqttPublisher:
+    """Publishes QoS 1 through paho on its own network thread; counts what it sent."""
+
+    def __init__(self, url: str, identifier: str = "gridwatch-sim") -> None:
+        from gridwatch.config import BrokerUrl
+
+        self.url = BrokerUrl.parse(url)
+        self.client = sync_client(self.url, identifier)
+        self.sent = 0
+        self._connected = threading.Event()
+        self.client.on_connect = lambda _c, _u, _f, rc, _p=None: self._connected.set() if not rc.is_failure else None
+
+    def connect(self, timeout: float = 10.0) -> None:
+        self.client.connect(self.url.host, self.url.port)
+        self.client.loop_start()
+        if not self._connected.wait(timeout):
+            self.client.loop_stop()
+            raise ConnectionError(f"device broker {self.url.redacted()} did not answer within {timeout} s")
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        self.client.publish(topic, payload, qos=1, retain=retain)
+        self.sent += 1
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@dataclass
+class _Timer:
+    period_s: float
+    due: float = 0.0
+
+
+@dataclass
+class PlayedStep:
+    step: Step
+    index: int
+    wall_time: float  # time.time() when its readings were handed to the broker client
+
+
+@dataclass
+class _State:
+    silenced: dict[str, float] = field(default_factory=dict)  # device id → real time traffic resumes
+    later: list[tuple[float, Callable[[], None]]] = field(default_factory=list)
+
+
+def _now() -> datetime:
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+class ScenarioPlayer:
+    def __init__(
+        self,
+        site: SiteConfig,
+        scenario: Scenario,
+        publisher: Publisher,
+        *,
+        speed: float = 1.0,
+        camera_control: CameraControl | None = None,
+    ) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self.site = site
+        self.scenario = scenario
+        self.publisher = publisher
+        self.speed = speed
+        self.camera_control = camera_control
+        self.world = World(site, seed=scenario.background.seed)
+        self.contexts = {d.id: DeviceContext.from_config(d) for d in site.devices}
+        self.played: list[PlayedStep] = []
+        self._state = _State()
+        self._detector_device = self._index_detectors(site.devices)
+        self._door_device = {d.door: d.id for d in site.devices if d.family == Family.ACCESS and d.door}
+        self._rtls_of, self._band_gateway_of = self._gateways()
+
+    # -- set-up ------------------------------------------------------------------------------
+    @staticmethod
+    def _index_detectors(devices: list[Device]) -> dict[str, str]:
+        out = {d.id: d.id for d in devices if d.family == Family.PERIMETER_IR and d.format == "json"}
+        for d in devices:
+            for m in d.contact_id:
+                out[m.detector] = d.id
+        return out
+
+    def _gateways(self) -> tuple[dict[str, str], dict[str, str]]:
+        """The RTLS gateway hearing each tag and the wristband gateway relaying each band: those of its area."""
+        area_of_zone = {z.id: z.area for z in self.site.zones}
+        area_of_grid = {g: a.id for g, (a, _g) in self.site.grid_index().items()}
+        by_family: dict[Family, dict[str | None, str]] = {Family.RTLS: {}, Family.WRISTBAND: {}}
+        for d in self.site.devices:
+            if d.family in by_family:
+                by_family[d.family].setdefault(area_of_zone.get(d.zone) if d.zone else None, d.id)
+        persons = {p.id: p for p in self.site.people}
+
+        def pick(family: Family, person: str) -> str | None:
+            options = by_family[family]
+            if not options:
+                return None
+            area = area_of_grid.get(persons[person].grid or "")
+            return options.get(area) or next(iter(options.values()))
+
+        rtls = {w.tag: g for w in self.world.walkers.values() if w.tag and (g := pick(Family.RTLS, w.person))}
+        bands = {w.band: g for w in self.world.walkers.values() if w.band and (g := pick(Family.WRISTBAND, w.person))}
+        return rtls, bands
+
+    # -- publishing --------------------------------------------------------------------------
+    def _send(self, reading: object, device_id: str, **kwargs: object) -> None:
+        if time.monotonic() < self._state.silenced.get(device_id, 0.0):
+            return
+        topic, payload = encoders.encode(reading, self.contexts[device_id], self.site.site.id, **kwargs)  # type: ignore[arg-type]
+        self.publisher.publish(topic, payload)
+
+    def _status(self, device_id: str, online: bool) -> None:
+        topic, payload = encoders.encode_status(self.contexts[device_id], self.site.site.id, online)
+        self.publisher.publish(topic, payload, retain=True)
+
+    def announce(self) -> None:
+        """Every device says `online` (retained), as real devices do when they connect."""
+        for device_id in self.contexts:
+            self._status(device_id, True)
+
+    def _positions(self, mono: float) -> None:
+        now = _now()
+        batches: dict[str, list[Position]] = {}
+        for w in self.world.tag_positions(mono):
+            gateway = self._rtls_of.get(w.tag or "")
+            if gateway is None or w.tag is None:
+                continue
+            batches.setdefault(gateway, []).append(
+                Position(tag=w.tag, ts=now, x=round(w.x, 2), y=round(w.y, 2), z=0.0, q=0.9, bat=round(w.bat))
+            )
+        for gateway, positions in batches.items():
+            self._send(PositionsReading(device=gateway, ts=now, positions=tuple(positions)), gateway)
+
+    def _vitals_of(self, w: Walker, mono: float) -> None:
+        gateway = self._band_gateway_of.get(w.band or "")
+        if gateway is None or w.band is None:
+            return
+        values = self.world.vitals(w, mono)
+        gps = None
+        if w.gps:
+            lat, lon = self.world.to_gps(w.x, w.y)
+            gps = GpsFix(lat=round(lat, 7), lon=round(lon, 7), acc_m=5.0)
+        self._send(
+            VitalsReading(
+                device=gateway,
+                ts=_now(),
+                band=w.band,
+                hr=values["hr"],
+                temp=values["temp"],
+                bat=values["bat"],
+                strap="closed",
+                gps=gps,
+            ),
+            gateway,
+        )
+
+    def _keepalives(self, mono: float, timers: dict[str, _Timer]) -> None:
+        for device_id, timer in timers.items():
+            if mono >= timer.due:
+                timer.due = mono + timer.period_s
+                if mono >= self._state.silenced.get(device_id, 0.0):
+                    self._status(device_id, True)
+
+    # -- steps -------------------------------------------------------------------------------
+    def _do(self, step: Step) -> None:
+        name, action = step.action
+        mono = time.monotonic()
+        now = _now()
+        log.info("step at %.1fs: %s %s", step.at, name, action.model_dump(exclude_none=True))
+        if isinstance(action, PerimeterAction):
+            device = self._detector_device[action.detector]
+            self._send(
+                PerimeterReading(device=device, ts=now, detector=action.detector, beam=action.beam, state=action.state),
+                device,
+            )
+        elif isinstance(action, AccessAction):
+            device = self._door_device[action.door]
+            reading = AccessReading(
+                device=device,
+                ts=now,
+                door=action.door,
+                reader=device,
+                event=action.event,
+                card=action.card,
+                direction=action.direction,
+            )
+            if action.wiegand:
+                self._send(reading, device, wiegand=True)
+            else:
+                self._send(reading, device)
+        elif isinstance(action, MoveAction):
+            self.world.walk_to(action.person, action.to, action.speed_mps)
+        elif isinstance(action, PersonAction):
+            self.world.release(action.person)
+        elif isinstance(action, TagSilentAction):
+            self.world.silence(action.person, mono + action.seconds)
+        elif isinstance(action, WristbandAction):
+            gateway = self._band_gateway_of[action.band]
+            self._send(WristbandEventReading(device=gateway, ts=now, band=action.band, event=action.event), gateway)
+        elif isinstance(action, VitalsAction):
+            values = {k: v for k, v in (("hr", action.hr), ("temp", action.temp), ("bat", action.bat)) if v is not None}
+            self.world.set_vitals(action.band, values, mono + action.seconds)
+            self._vitals_of(self.world.by_band[action.band], mono)
+        elif isinstance(action, CameraAction):
+            if self.camera_control is None:
+                log.warning("step at %.1fs: no camera simulator to drive (give --camera-control)", step.at)
+            else:
+                self.camera_control(action.camera, action.event, action.seconds)
+        elif isinstance(action, DeviceAction):
+            self._status(action.id, action.online)
+            if action.silent_s is not None:
+                self._state.silenced[action.id] = mono + action.silent_s
+        elif isinstance(action, GatherAction):
+            people = self.world.gather(action.zone, action.count, mono, action.seconds)
+
+            def disperse() -> None:
+                for person in people:
+                    self.world.release(person)
+
+            self._state.later.append((mono + action.seconds, disperse))
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(
+        self,
+        *,
+        loop: bool = False,
+        stop: threading.Event | None = None,
+        on_step: Callable[[PlayedStep], None] | None = None,
+    ) -> None:
+        """Play the scenario (forever with `loop`); returns at its end or when `stop` is set."""
+        stop = stop or threading.Event()
+        bg = self.scenario.background
+        timers = {
+            d.id: _Timer(d.expected_interval_s / 2)
+            for d in self.site.devices
+            if bg.keepalive and d.expected_interval_s is not None
+        }
+        pos_period = 1.0 / bg.positions_hz if bg.positions_hz > 0 else None
+        self.announce()
+        while not stop.is_set():
+            steps = self.scenario.ordered_steps()
+            start = time.monotonic()
+            next_pos = start
+            next_vitals = start
+            index = 0
+            last = start
+            while not stop.is_set():
+                mono = time.monotonic()
+                t = (mono - start) * self.speed
+                self.world.step(mono, mono - last)
+                last = mono
+                while index < len(steps) and steps[index].at <= t:
+                    self._do(steps[index])
+                    played = PlayedStep(steps[index], index, time.time())
+                    self.played.append(played)
+                    if on_step is not None:
+                        on_step(played)
+                    index += 1
+                for due, fn in [x for x in self._state.later if x[0] <= mono]:
+                    self._state.later.remove((due, fn))
+                    fn()
+                if pos_period is not None and mono >= next_pos:
+                    next_pos = mono + pos_period
+                    self._positions(mono)
+                if bg.vitals_s > 0 and mono >= next_vitals:
+                    next_vitals = mono + bg.vitals_s
+                    for w in self.world.by_band.values():
+                        self._vitals_of(w, mono)
+                self._keepalives(mono, timers)
+                if t >= self.scenario.length_s and index >= len(steps):
+                    break
+                stop.wait(TICK_S)
+            if not loop:
+                return
+            for person in list(self.world.walkers):
+                if self.world.walkers[person].pinned is not None:
+                    self.world.release(person)
+            self._state.silenced.clear()
+            self.announce()
+            log.info("scenario %r: starting again", self.scenario.name)
