@@ -44,6 +44,7 @@ class DemoTree:
     central_url: str
     login: tuple[str, str]
     edge_status: dict[str, str]
+    camera_control: str = ""  # HOST:PORT of the camera simulator's control socket, if cameras run
 
     def stop(self) -> None:
         self.supervisor.stop_all()
@@ -55,8 +56,11 @@ def _gridwatch(*args: str) -> list[str]:
 
 
 def start_demo(config: Path, workdir: Path, *, speed: float = 1.0, cameras: bool = True,
-               central_port: int | None = None) -> DemoTree:
-    """Start the tree and wait until central is ready; raises RuntimeError naming what failed."""
+               central_port: int | None = None, play: bool = True) -> DemoTree:
+    """Start the tree and wait until central is ready; raises RuntimeError naming what failed.
+
+    `play=False` leaves out the scenario player, for tests that drive the devices themselves.
+    """
     config = config.resolve()
     env_probe = dict(os.environ)
     password_vars = sorted(set(_PASSWORD_VARS.findall(config.read_text())))
@@ -86,12 +90,14 @@ def start_demo(config: Path, workdir: Path, *, speed: float = 1.0, cameras: bool
     }
     try:
         camera_env: dict[str, str] = {}
+        camera_control = ""
         if cameras and any(d.family == "camera" for d in site.devices):
-            rtsp_port = free_port()
+            rtsp_port, control_port = free_port(), free_port()
             camera_env["GRIDWATCH_CAMERA_BASE"] = f"rtsp://127.0.0.1:{rtsp_port}"
+            camera_control = f"127.0.0.1:{control_port}"
             supervisor.add(Child(
                 "cameras", [sys.executable, "-m", "simulators.camera", "serve", "--config", str(config),
-                            "--port", str(rtsp_port)],
+                            "--port", str(rtsp_port), "--control-port", str(control_port)],
                 env=common, cwd=workdir, log_path=workdir / "logs" / "cameras.log",
             ))
         supervisor.add(Child(
@@ -114,19 +120,20 @@ def start_demo(config: Path, workdir: Path, *, speed: float = 1.0, cameras: bool
                 cwd=workdir, log_path=workdir / "logs" / f"edge-{edge.id}.log",
             ))
         _wait_ready(central_url, supervisor, timeout=60)
-        if site.scenario:
+        if site.scenario and play:
             scenario = (config.parent / site.scenario).resolve()
+            control = ["--camera-control", camera_control] if camera_control else []
             supervisor.add(Child(
                 "simulators",
                 _gridwatch("sim", "run", str(scenario), "--config", str(config), "--broker", broker.url("devices"),
-                           "--speed", str(speed), "--loop"),
+                           "--speed", str(speed), "--loop", *control),
                 env={**common, **camera_env}, cwd=workdir, log_path=workdir / "logs" / "simulators.log",
             ))
     except BaseException:
         supervisor.stop_all()
         broker.stop()
         raise
-    return DemoTree(workdir, broker, supervisor, central_url, ("admin", admin_password), edge_status)
+    return DemoTree(workdir, broker, supervisor, central_url, ("admin", admin_password), edge_status, camera_control)
 
 
 def _wait_ready(url: str, supervisor: Supervisor, timeout: float) -> None:

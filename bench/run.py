@@ -1,0 +1,432 @@
+"""gridwatch benchmarks: each figure of ours next to the raw limit it is built on, measured in the same run.
+
+    .venv/bin/python -m bench.run            # everything (about two minutes)
+    .venv/bin/python -m bench.run drivers vision
+
+Ratios say how much of the raw capability our code keeps (throughput: ours / limit) or how much
+it adds (latency and cost: ours / limit). Machines are noisy: compare ratios, not absolute figures.
+The table is also written to bench/results/latest.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO_SITE = REPO / "configs" / "demo-site.yaml"
+
+
+@dataclass
+class Row:
+    what: str
+    ours: float
+    limit: float
+    unit: str
+    limit_what: str
+    higher_is_better: bool = True
+
+    @property
+    def ratio(self) -> float:
+        return self.ours / self.limit if self.limit else float("nan")
+
+
+def _rate(n: int, seconds: float) -> float:
+    return n / seconds if seconds > 0 else float("inf")
+
+
+# -- drivers -------------------------------------------------------------------------------------
+def bench_drivers() -> list[Row]:
+    from drivers import DeviceContext, parse
+    from gridwatch.config import load_site
+
+    site = load_site(DEMO_SITE)
+    rtls = DeviceContext.from_config(next(d for d in site.devices if d.id == "rtls-w1"))
+    ir = DeviceContext.from_config(next(d for d in site.devices if d.id == "ir-n-01"))
+    now = datetime.now(UTC)
+    ts = now.isoformat().replace("+00:00", "Z")
+    batch = json.dumps(
+        {
+            "ts": ts,
+            "positions": [{"tag": f"T-{i:04d}", "x": 10 + i * 0.1, "y": 20.5, "q": 0.9, "bat": 80} for i in range(50)],
+        }
+    ).encode()
+    beam = json.dumps({"ts": ts, "detector": "ir-n-01", "beam": 2, "state": "alarm"}).encode()
+    rows = []
+    for label, ctx, topic, payload, n in (
+        ("perimeter message", ir, "site/demo-prison/perimeter/ir-n-01/event", beam, 20_000),
+        ("RTLS batch of 50 tags", rtls, "site/demo-prison/rtls/rtls-w1/positions", batch, 2_000),
+    ):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            json.loads(payload)
+        raw = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for _ in range(n):
+            parse(ctx, topic, payload, now)
+        ours = time.perf_counter() - t0
+        rows.append(Row(f"drivers.parse: {label}", _rate(n, ours), _rate(n, raw), "msg/s", "json.loads alone"))
+    return rows
+
+
+# -- vision --------------------------------------------------------------------------------------
+def bench_vision() -> list[Row]:
+    import cv2
+
+    from edge.vision import MotionDetector, TamperDetector, observe
+
+    rng = np.random.default_rng(1)
+    frames = [np.clip(rng.normal(110, 8, (720, 1280, 3)), 0, 255).astype(np.uint8) for _ in range(8)]
+    for i, f in enumerate(frames):
+        cv2.rectangle(f, (100 + 40 * i, 300), (160 + 40 * i, 480), (40, 40, 40), -1)
+    n = 300
+    # the limit: the minimum any motion detector does (downscale, grey, diff, threshold, count)
+    prev = None
+    t0 = time.perf_counter()
+    for i in range(n):
+        small = cv2.cvtColor(cv2.resize(frames[i % 8], (320, 180), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+        if prev is not None:
+            _, th = cv2.threshold(cv2.absdiff(small, prev), 25, 255, cv2.THRESH_BINARY)
+            cv2.countNonZero(th)
+        prev = small
+    raw = (time.perf_counter() - t0) / n
+    motion = MotionDetector([[(0.0, 0.35), (1.0, 0.35), (1.0, 1.0), (0.0, 1.0)]], 0.005)
+    tamper = TamperDetector()
+    now = datetime.now(UTC)
+    t0 = time.perf_counter()
+    for i in range(n):
+        observe(frames[i % 8], ts=now, frame_no=i, motion=motion, tamper=tamper)
+    ours = (time.perf_counter() - t0) / n
+    _ok, jpeg = cv2.imencode(".jpg", frames[0])
+    t0 = time.perf_counter()
+    for _ in range(50):
+        cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
+    decode = (time.perf_counter() - t0) / 50
+    return [
+        Row(
+            "camera analysis per 720p frame (motion + tamper)",
+            ours * 1000,
+            raw * 1000,
+            "ms",
+            "resize+grey+absdiff+threshold",
+            higher_is_better=False,
+        ),
+        Row(
+            "camera analysis per 720p frame vs decoding it",
+            ours * 1000,
+            decode * 1000,
+            "ms",
+            "JPEG decode of the same frame",
+            higher_is_better=False,
+        ),
+    ]
+
+
+# -- rules ---------------------------------------------------------------------------------------
+def bench_rules() -> list[Row]:
+    from shapely import STRtree, points
+
+    from edge.rules import RuleEngine
+    from gridwatch.config import load_site
+    from gridwatch.contract import Position, PositionsReading
+
+    site = load_site(DEMO_SITE)
+    engine = RuleEngine(site, "edge-w1")
+    tags = [p for p in site.people if p.tag]
+    grids = {g.id: g for _a, g in site.grid_index().values()}
+    rng = np.random.default_rng(2)
+    start = datetime.now(UTC)
+    rounds = 200
+    batches = []
+    for r in range(rounds):
+        ts = start + timedelta(seconds=r)
+        pos = []
+        for p in tags:
+            poly = grids[p.grid].polygon if p.grid else [[75, 40], [85, 40], [85, 90], [75, 90]]
+            xs, ys = [q[0] for q in poly], [q[1] for q in poly]
+            pos.append(
+                Position(
+                    tag=p.tag or "",
+                    ts=ts,
+                    x=float(rng.uniform(min(xs) + 1, max(xs) - 1)),
+                    y=float(rng.uniform(min(ys) + 1, max(ys) - 1)),
+                )
+            )
+        batches.append(PositionsReading(device="rtls-w1", ts=ts, positions=tuple(pos)))
+    t0 = time.perf_counter()
+    for r, batch in enumerate(batches):
+        engine.on_readings([batch], start + timedelta(seconds=r))
+        engine.on_tick(start + timedelta(seconds=r))
+    ours = time.perf_counter() - t0
+    from shapely import Polygon
+
+    zones = [Polygon(z.polygon) for z in site.zones if z.polygon] + [Polygon(g.polygon) for g in grids.values()]
+    tree = STRtree(zones)
+    xy = [np.array([[p.x, p.y] for p in b.positions]) for b in batches]
+    t0 = time.perf_counter()
+    for arr in xy:
+        tree.query(points(arr), predicate="within")
+    raw = time.perf_counter() - t0
+    n = rounds * len(tags)
+    return [
+        Row(
+            f"rule engine: {len(tags)} tags × {rounds} batches (+ tick)",
+            _rate(n, ours),
+            _rate(n, raw),
+            "positions/s",
+            "shapely STRtree point-in-zone alone",
+        )
+    ]
+
+
+# -- MQTT: raw broker vs the edge's outbox → uplink ---------------------------------------------
+def _raw_qos1(url: str, port: int, n: int, payload: bytes) -> float:
+    import paho.mqtt.client as paho
+
+    from gridwatch.mqtt import sync_client
+
+    got = threading.Event()
+    count = [0]
+    sub = sync_client(url, "bench-raw-sub")
+
+    def on_message(_c: paho.Client, _u: object, _m: paho.MQTTMessage) -> None:
+        count[0] += 1
+        if count[0] >= n:
+            got.set()
+
+    ready = threading.Event()
+    sub.on_message = on_message
+    sub.on_subscribe = lambda *_a: ready.set()
+    sub.on_connect = lambda c, *_a: c.subscribe("bench/raw", qos=1)
+    sub.connect("127.0.0.1", port)
+    sub.loop_start()
+    ready.wait(5)
+    pub = sync_client(url, "bench-raw-pub")
+    pub.max_inflight_messages_set(200)
+    pub.connect("127.0.0.1", port)
+    pub.loop_start()
+    time.sleep(0.3)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        pub.publish("bench/raw", payload, qos=1)
+    got.wait(120)
+    elapsed = time.perf_counter() - t0
+    for c in (pub, sub):
+        c.loop_stop()
+        c.disconnect()
+    return _rate(count[0], elapsed)
+
+
+def _uplink(url: str, port: int, n: int, workdir: Path) -> float:
+    import paho.mqtt.client as paho
+
+    from edge.outbox import Lane, Outbox
+    from edge.uplink import Uplink
+    from gridwatch.contract import Heartbeat, OutboxDepth
+    from gridwatch.mqtt import sync_client
+
+    outbox = Outbox(workdir / "outbox.db")
+    body = json.dumps({"event_id": "x" * 36, "rule": "perimeter.intrusion", "level": "high", "title": "x" * 80})
+    outbox.put_many([(Lane.ALERTS, "alerts", body.encode())] * n)
+    got = threading.Event()
+    count = [0]
+    sub = sync_client(url, "bench-uplink-sub")
+
+    def on_message(_c: paho.Client, _u: object, _m: paho.MQTTMessage) -> None:
+        count[0] += 1
+        if count[0] >= n:
+            got.set()
+
+    ready = threading.Event()
+    sub.on_message = on_message
+    sub.on_subscribe = lambda *_a: ready.set()
+    sub.on_connect = lambda c, *_a: c.subscribe("gridwatch/v1/bench/edge-b/alerts", qos=1)
+    sub.connect("127.0.0.1", port)
+    sub.loop_start()
+    ready.wait(5)
+
+    def heartbeat() -> Heartbeat:
+        return Heartbeat(
+            ts=datetime.now(UTC),
+            version="bench",
+            uptime_s=0,
+            config_hash="",
+            outbox=OutboxDepth(alerts=0, events=0, telemetry=0),
+        )
+
+    uplink = Uplink(url, "bench", "edge-b", outbox, heartbeat=heartbeat)
+
+    async def main() -> float:
+        task = asyncio.create_task(uplink.run())
+        t0 = time.perf_counter()
+        while not got.is_set() and time.perf_counter() - t0 < 120:
+            await asyncio.sleep(0.01)
+        elapsed = time.perf_counter() - t0
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return elapsed
+
+    elapsed = asyncio.run(main())
+    sub.loop_stop()
+    sub.disconnect()
+    outbox.close()
+    return _rate(count[0], elapsed)
+
+
+def bench_mqtt() -> list[Row]:
+    from gridwatch.broker import ADMIN_ACL, BrokerUser, Mosquitto
+
+    n = 20_000
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        Mosquitto(Path(tmp) / "broker", users=[BrokerUser("admin", "bench", ADMIN_ACL)]) as broker,
+    ):
+        url = broker.url("admin")
+        raw = _raw_qos1(url, broker.port, n, b"x" * 200)
+        ours = _uplink(url, broker.port, n, Path(tmp))
+    return [
+        Row(
+            "edge outbox → uplink, alerts delivered (QoS 1, acked on PUBACK)",
+            ours,
+            raw,
+            "msg/s",
+            "paho → Mosquitto → paho, QoS 1, 200 B",
+        )
+    ]
+
+
+# -- time series ---------------------------------------------------------------------------------
+def bench_tsdb() -> list[Row]:
+    import shutil
+    import socket
+    import subprocess
+
+    import httpx
+    from influxdb_client import InfluxDBClient
+    from influxdb_client.client.write_api import SYNCHRONOUS
+
+    from central.tsdb import TsPoint, open_store
+
+    binary = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    n = 100_000
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.Popen(
+            [binary, f"-httpListenAddr=127.0.0.1:{port}", f"-storageDataPath={tmp}", "-retentionPeriod=100y"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(100):
+                try:
+                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            t = int(time.time() * 1e9)
+            lines = [f"position,site=b,tag=T-{i % 5000:04d} x={i * 0.01},y=2.5,q=0.9 {t + i}" for i in range(n)]
+            client = InfluxDBClient(url=base, token="", org="gridwatch")
+            write = client.write_api(write_options=SYNCHRONOUS)
+            t0 = time.perf_counter()
+            for i in range(0, n, 5000):
+                write.write(bucket="gridwatch", record=lines[i : i + 5000])
+            raw = time.perf_counter() - t0
+            client.close()
+            now = datetime.now(UTC)
+            points = [
+                TsPoint(
+                    "position",
+                    {"site": "b", "tag": f"T-{i % 5000:04d}"},
+                    {"x": i * 0.01, "y": 2.5, "q": 0.9},
+                    now + timedelta(microseconds=i),
+                )
+                for i in range(n)
+            ]
+
+            async def ours() -> float:
+                store = open_store(base)
+                await store.start()
+                t0 = time.perf_counter()
+                for i in range(0, n, 1000):
+                    await store.write(points[i : i + 1000])
+                await store.close()
+                return time.perf_counter() - t0
+
+            mine = asyncio.run(ours())
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    return [
+        Row(
+            "central time-series writes (queue → batches → VictoriaMetrics)",
+            _rate(n, mine),
+            _rate(n, raw),
+            "points/s",
+            "influxdb-client sync writes of prebuilt 5k-line batches",
+        )
+    ]
+
+
+SECTIONS: dict[str, Callable[[], list[Row]]] = {
+    "drivers": bench_drivers,
+    "rules": bench_rules,
+    "vision": bench_vision,
+    "mqtt": bench_mqtt,
+    "tsdb": bench_tsdb,
+}
+
+
+def render(rows: list[Row]) -> tuple[Table, str]:
+    table = Table(title="gridwatch benchmarks (ours vs the raw limit, same run)")
+    for col in ("what", "ours", "limit", "unit", "ratio", "limit measured as"):
+        table.add_column(col, justify="right" if col in {"ours", "limit", "ratio"} else "left")
+    md = ["| what | ours | limit | unit | ratio | limit measured as |", "|---|---:|---:|---|---:|---|"]
+    for r in rows:
+        fmt = "{:,.0f}" if r.ours >= 100 else "{:,.3f}"
+        cells = (r.what, fmt.format(r.ours), fmt.format(r.limit), r.unit, f"{r.ratio:.2f}×", r.limit_what)
+        table.add_row(*cells)
+        md.append("| " + " | ".join(cells) + " |")
+    return table, "\n".join(md) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    parser.add_argument("sections", nargs="*", choices=list(SECTIONS), help="default: all", metavar="SECTION")
+    args = parser.parse_args(argv)
+    names = args.sections or list(SECTIONS)
+    rows: list[Row] = []
+    with Progress(transient=True) as progress:
+        task = progress.add_task("benchmarking", total=len(names))
+        for name in names:
+            progress.update(task, description=f"benchmarking {name}")
+            rows += SECTIONS[name]()
+            progress.advance(task)
+    table, md = render(rows)
+    Console(width=max(160, Console().width)).print(table)
+    out = REPO / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latest.md").write_text(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
