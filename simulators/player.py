@@ -10,11 +10,13 @@ a vitals override, a camera event) are real seconds, because the edge's timers r
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from drivers import DeviceContext
@@ -24,6 +26,7 @@ from gridwatch.contract import (
     PerimeterReading,
     Position,
     PositionsReading,
+    Reading,
     VitalsReading,
     WristbandEventReading,
 )
@@ -33,8 +36,10 @@ from gridwatch.mqtt import sync_client
 from simulators import encoders
 from simulators.scenario import (
     AccessAction,
+    BrokerDropAction,
     CameraAction,
     DeviceAction,
+    FaultAction,
     GatherAction,
     MoveAction,
     PerimeterAction,
@@ -55,6 +60,9 @@ TICK_S = 0.1
 class Publisher(Protocol):
     def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None: ...
 
+    def drop(self, seconds: float) -> None:
+        """Lose the link to the broker for `seconds`; what is published meanwhile is sent afterwards."""
+
 
 CameraControl = Callable[[str, str, float], None]
 """camera_control(camera_id, event, seconds): drives the camera simulator."""
@@ -71,6 +79,9 @@ class MqttPublisher:
         self.sent = 0
         self._connected = threading.Event()
         self.client.on_connect = lambda _c, _u, _f, rc, _p=None: self._connected.set() if not rc.is_failure else None
+        self._lock = threading.Lock()
+        self._down_until = 0.0
+        self._buffer: deque[tuple[str, bytes, bool]] = deque(maxlen=1_000_000)
 
     def connect(self, timeout: float = 10.0) -> None:
         self.client.connect(self.url.host, self.url.port)
@@ -80,8 +91,34 @@ class MqttPublisher:
             raise ConnectionError(f"device broker {self.url.redacted()} did not answer within {timeout} s")
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        with self._lock:
+            if time.monotonic() < self._down_until:
+                self._buffer.append((topic, payload, retain))  # a device keeps what it could not send
+                return
         self.client.publish(topic, payload, qos=1, retain=retain)
         self.sent += 1
+
+    def drop(self, seconds: float) -> None:
+        with self._lock:
+            self._down_until = time.monotonic() + seconds
+        self.client.disconnect()
+        self.client.loop_stop()
+        threading.Timer(seconds, self._restore).start()
+
+    def _restore(self) -> None:
+        self._connected.clear()
+        try:
+            self.client.reconnect()
+            self.client.loop_start()
+            self._connected.wait(10)
+        except OSError as exc:
+            log.warning("simulator could not reconnect to %s: %s", self.url.redacted(), exc)
+        with self._lock:
+            self._down_until = 0.0
+            pending = list(self._buffer)
+            self._buffer.clear()
+        for topic, payload, retain in pending:
+            self.publish(topic, payload, retain=retain)
 
     def close(self) -> None:
         self.client.disconnect()
@@ -105,6 +142,25 @@ class PlayedStep:
 class _State:
     silenced: dict[str, float] = field(default_factory=dict)  # device id → real time traffic resumes
     later: list[tuple[float, Callable[[], None]]] = field(default_factory=list)
+    faults: list[tuple[float, FaultAction]] = field(default_factory=list)  # (until, fault)
+    held: list[tuple[str, bytes, bool]] = field(default_factory=list)  # messages held back to reorder
+
+
+_GARBAGE = (
+    lambda p: p[: max(1, len(p) // 2)],  # truncated
+    lambda p: b"\xff\xfe" + p,  # not UTF-8
+    lambda p: p.replace(b'"ts"', b'"ts":"yesterday","x"', 1),  # wrong types
+    lambda p: b'{"hr": -5, "x": NaN, "band": "W-0001"}',  # out of range
+    lambda p: bytes(range(256))[: 32 + len(p) % 64],  # noise
+)
+
+
+def _skewed(reading: Reading, seconds: float) -> Reading:
+    shift = timedelta(seconds=seconds)
+    update: dict[str, object] = {"ts": reading.ts + shift}
+    if isinstance(reading, PositionsReading):
+        update["positions"] = tuple(p.model_copy(update={"ts": p.ts + shift}) for p in reading.positions)
+    return reading.model_copy(update=update)
 
 
 def _now() -> datetime:
@@ -132,6 +188,8 @@ class ScenarioPlayer:
         self.world = World(site, seed=scenario.background.seed)
         self.contexts = {d.id: DeviceContext.from_config(d) for d in site.devices}
         self.played: list[PlayedStep] = []
+        self.published = 0
+        self._rng = random.Random(scenario.background.seed)
         self._state = _State()
         self._detector_device = self._index_detectors(site.devices)
         self._door_device = {d.door: d.id for d in site.devices if d.family == Family.ACCESS and d.door}
@@ -168,15 +226,42 @@ class ScenarioPlayer:
         return rtls, bands
 
     # -- publishing --------------------------------------------------------------------------
-    def _send(self, reading: object, device_id: str, **kwargs: object) -> None:
+    def _fault(self, device_id: str) -> FaultAction | None:
+        if not self._state.faults:
+            return None
+        mono = time.monotonic()
+        self._state.faults = [(until, f) for until, f in self._state.faults if until > mono]
+        return next((f for _u, f in self._state.faults if f.device in (None, device_id)), None)
+
+    def _send(self, reading: Reading, device_id: str, **kwargs: bool) -> None:
         if time.monotonic() < self._state.silenced.get(device_id, 0.0):
             return
-        topic, payload = encoders.encode(reading, self.contexts[device_id], self.site.site.id, **kwargs)  # type: ignore[arg-type]
-        self.publisher.publish(topic, payload)
+        fault = self._fault(device_id)
+        if fault is not None and fault.clock_skew_s:
+            reading = _skewed(reading, fault.clock_skew_s)
+        topic, payload = encoders.encode(reading, self.contexts[device_id], self.site.site.id, **kwargs)
+        self._emit(topic, payload, fault)
 
     def _status(self, device_id: str, online: bool) -> None:
         topic, payload = encoders.encode_status(self.contexts[device_id], self.site.site.id, online)
-        self.publisher.publish(topic, payload, retain=True)
+        self._emit(topic, payload, None, retain=True)
+
+    def _emit(self, topic: str, payload: bytes, fault: FaultAction | None, *, retain: bool = False) -> None:
+        held, self._state.held = self._state.held, []
+        if fault is not None:
+            if self._rng.random() < fault.malformed_rate:
+                payload = self._rng.choice(_GARBAGE)(payload)
+            if self._rng.random() < fault.reorder_rate:
+                self._state.held = [*held, (topic, payload, retain)]
+                return
+        self.publisher.publish(topic, payload, retain=retain)
+        self.published += 1
+        if fault is not None and self._rng.random() < fault.duplicate_rate:
+            self.publisher.publish(topic, payload, retain=retain)
+            self.published += 1
+        for h_topic, h_payload, h_retain in held:  # the held-back message arrives after a later one
+            self.publisher.publish(h_topic, h_payload, retain=h_retain)
+            self.published += 1
 
     def announce(self) -> None:
         """Every device says `online` (retained), as real devices do when they connect."""
@@ -226,11 +311,37 @@ class ScenarioPlayer:
                 if mono >= self._state.silenced.get(device_id, 0.0):
                     self._status(device_id, True)
 
+    def _passage(self) -> None:
+        """Someone shows a card at a door that is in service now, opens it and lets it close."""
+        from zoneinfo import ZoneInfo
+
+        now = datetime.now(UTC)
+        tz = ZoneInfo(self.site.site.timezone)
+        doors = [d for d in self.site.doors if d.id in self._door_device and d.schedule.active(now, tz)]
+        if not doors:
+            return
+        door = self._rng.choice(doors).id
+        device = self._door_device[door]
+        card = f"{self._rng.randrange(1, 255)}:{self._rng.randrange(1, 65535)}"
+        grant = AccessReading(device=device, ts=_now(), door=door, reader=device, event="granted", card=card)
+        self._send(grant, device)
+
+        def open_() -> None:
+            self._send(AccessReading(device=device, ts=_now(), door=door, reader=device, event="door_open"), device)
+
+        def close() -> None:
+            self._send(AccessReading(device=device, ts=_now(), door=door, reader=device, event="door_closed"), device)
+
+        mono = time.monotonic()
+        self._state.later += [(mono + 0.5, open_), (mono + 3.0, close)]
+
     # -- steps -------------------------------------------------------------------------------
     def _do(self, step: Step) -> None:
         name, action = step.action
         mono = time.monotonic()
         now = _now()
+        if action is None:
+            return  # a watch-only step: its expect_none window starts now
         log.info("step at %.1fs: %s %s", step.at, name, action.model_dump(exclude_none=True))
         if isinstance(action, PerimeterAction):
             device = self._detector_device[action.detector]
@@ -275,6 +386,10 @@ class ScenarioPlayer:
             self._status(action.id, action.online)
             if action.silent_s is not None:
                 self._state.silenced[action.id] = mono + action.silent_s
+        elif isinstance(action, FaultAction):
+            self._state.faults.append((mono + action.seconds, action))
+        elif isinstance(action, BrokerDropAction):
+            self.publisher.drop(action.seconds)
         elif isinstance(action, GatherAction):
             people = self.world.gather(action.zone, action.count, mono, action.seconds)
 
@@ -309,6 +424,8 @@ class ScenarioPlayer:
             next_vitals = start
             index = 0
             last = start
+            prev_tick = start
+            passages = 0.0
             while not stop.is_set():
                 mono = time.monotonic()
                 t = (mono - start) * self.speed
@@ -332,6 +449,12 @@ class ScenarioPlayer:
                     for w in self.world.by_band.values():
                         self._vitals_of(w, mono)
                 self._keepalives(mono, timers)
+                if bg.access_rate_hz > 0:
+                    passages += bg.access_rate_hz * (mono - prev_tick)
+                    while passages >= 1:
+                        passages -= 1
+                        self._passage()
+                prev_tick = mono
                 if t >= self.scenario.length_s and index >= len(steps):
                     break
                 stop.wait(TICK_S)

@@ -115,7 +115,7 @@ class GatherAction(_Model):
 
 
 class Expect(_Model):
-    rule: str
+    rule: str | None = Field(default=None, description="Required, except in expect_none (any rule)")
     level: Level | None = None
     zone: str | None = None
     subject: str | None = Field(default=None, description="Subject id (person, device, door, zone)")
@@ -124,14 +124,34 @@ class Expect(_Model):
 
     @field_validator("rule")
     @classmethod
-    def _known_rule(cls, value: str) -> str:
-        if value not in RULES:
+    def _known_rule(cls, value: str | None) -> str | None:
+        if value is not None and value not in RULES:
             hint = difflib.get_close_matches(value, RULES, n=1)
             raise ValueError(f"unknown rule {value!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
         return value
 
 
-ACTIONS = ("perimeter", "access", "move", "release", "tag_silent", "wristband", "vitals", "camera", "device", "gather")
+class FaultAction(_Model):
+    """Misbehave on purpose for a while: what bad hardware and bad networks do."""
+
+    device: str | None = Field(default=None, description="Only this device's messages; default every device")
+    seconds: float = Field(default=10, gt=0, le=86_400)
+    malformed_rate: float = Field(default=0.0, ge=0, le=1, description="Share of messages replaced by garbage")
+    duplicate_rate: float = Field(default=0.0, ge=0, le=1, description="Share of messages sent twice")
+    reorder_rate: float = Field(default=0.0, ge=0, le=1, description="Share held back and sent after the next")
+    clock_skew_s: float = Field(default=0.0, ge=-86_400, le=86_400, description="Added to device timestamps")
+
+
+class BrokerDropAction(_Model):
+    """The simulator's own link to the device broker drops (messages queue, then flow again)."""
+
+    seconds: float = Field(default=3, gt=0, le=3600)
+
+
+ACTIONS = (
+    "perimeter", "access", "move", "release", "tag_silent", "wristband", "vitals", "camera", "device", "gather",
+    "faults", "broker_drop",
+)  # fmt: skip
 
 
 class Step(_Model):
@@ -147,7 +167,12 @@ class Step(_Model):
     camera: CameraAction | None = None
     device: DeviceAction | None = None
     gather: GatherAction | None = None
+    faults: FaultAction | None = None
+    broker_drop: BrokerDropAction | None = None
     expect: list[Expect] = Field(default_factory=list)
+    expect_none: list[Expect] = Field(
+        default_factory=list, description="Alerts that must NOT appear within within_s (rule optional)"
+    )
 
     @field_validator("at", mode="before")
     @classmethod
@@ -157,17 +182,25 @@ class Step(_Model):
     @model_validator(mode="after")
     def _one_action(self) -> Step:
         given = [name for name in ACTIONS if getattr(self, name) is not None]
-        if len(given) != 1:
+        if len(given) > 1 or (not given and not self.expect_none):
             raise ValueError(f"a step does exactly one of {', '.join(ACTIONS)} (this one has {len(given)})")
+        if any(e.rule is None for e in self.expect):
+            raise ValueError("every expect entry names its rule")
         return self
 
     @property
-    def action(self) -> tuple[str, BaseModel]:
+    def expectations(self) -> list[Expect]:
+        """`expect` and `expect_none` together; the latter marked absent."""
+        return [*self.expect, *(e.model_copy(update={"absent": True}) for e in self.expect_none)]
+
+    @property
+    def action(self) -> tuple[str, BaseModel | None]:
+        """(name, action); ("watch", None) for a step that only declares an expect_none window."""
         for name in ACTIONS:
             value = getattr(self, name)
             if value is not None:
                 return name, value
-        raise AssertionError("validated steps have an action")
+        return "watch", None
 
 
 class Background(_Model):
@@ -176,6 +209,9 @@ class Background(_Model):
     positions_hz: float = Field(default=1.0, ge=0, le=20, description="RTLS batches per second per gateway")
     vitals_s: float = Field(default=10.0, ge=0, le=3600, description="Wristband telemetry period (0 = none)")
     keepalive: bool = Field(default=True, description="Devices republish `online` at half their expected interval")
+    access_rate_hz: float = Field(
+        default=0.0, ge=0, le=10_000, description="Ordinary card-in passages per second, at random doors (granted)"
+    )
     seed: int = 7
 
 
@@ -246,9 +282,12 @@ def check_against_site(scenario: Scenario, site: SiteConfig, source: SourceMap) 
             need(action.id, devices, (*base, "id"), "device")
         elif isinstance(action, GatherAction):
             need(action.zone, places, (*base, "zone"), "zone or grid")
-        for j, exp in enumerate(step.expect):
-            if exp.zone is not None:
-                need(exp.zone, sorted(z.id for z in site.zones), ("steps", i, "expect", j, "zone"), "zone")
+        elif isinstance(action, FaultAction) and action.device is not None:
+            need(action.device, devices, (*base, "device"), "device")
+        for key in ("expect", "expect_none"):
+            for j, exp in enumerate(getattr(step, key)):
+                if exp.zone is not None:
+                    need(exp.zone, sorted(z.id for z in site.zones), ("steps", i, key, j, "zone"), "zone")
     return problems
 
 

@@ -69,6 +69,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class TimestampOutOfRange(ValueError):
+    """A well-formed timestamp outside the calendar we accept (a clock that was never set)."""
+
+
 def parse_ts(value: Any) -> datetime:
     """Parse a contract timestamp: RFC 3339 string or epoch seconds. Raises ValueError."""
     if isinstance(value, bool):
@@ -89,7 +93,10 @@ def parse_ts(value: Any) -> datetime:
             raise ValueError(f"timestamp {value!r} is not RFC 3339") from None
         if parsed.tzinfo is None:
             raise ValueError(f"timestamp {value!r} has no timezone")
-        return parsed.astimezone(UTC)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00 falls before year 1 in UTC
+            raise TimestampOutOfRange(f"timestamp {value!r} is out of range") from None
     raise ValueError(f"timestamp must be an RFC 3339 string or epoch seconds, got {type(value).__name__}")
 
 

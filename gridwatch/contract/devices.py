@@ -74,7 +74,7 @@ class WristbandTelemetryPayload(_Payload):
     ts: RawTs = None
     band: Id
     hr: Finite | None = Field(default=None, ge=0, le=300)
-    temp: Finite | None = Field(default=None, ge=20, le=46)
+    temp: Finite | None = Field(default=None, ge=25, le=45)
     bat: Finite | None = Field(default=None, ge=0, le=100)
     strap: StrapState | None = None
     gps: GpsFix | None = None

@@ -79,7 +79,7 @@ def test_player_speaks_the_device_protocol(mosquitto: Mosquitto) -> None:
     perimeter = [r for r in readings if isinstance(r, PerimeterReading)]
     assert {(r.device, r.detector, r.beam, r.state) for r in perimeter} == {
         ("ir-n-02", "ir-n-02", 2, "alarm"),
-        ("panel-sw", "ir-s-02", 1, "tamper"),  # through the Contact ID panel
+        ("panel-s", "ir-s-02", 1, "tamper"),  # through the Contact ID panel
     }
     access = [r for r in readings if isinstance(r, AccessReading)]
     assert [(r.door, r.card) for r in access] == [("D-W1-YARD", "12:345")]
