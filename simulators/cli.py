@@ -30,6 +30,7 @@ BrokerOpt = Annotated[
     typer.Option("--broker", help="Device broker URL (default $GRIDWATCH_DEVICE_BROKER, else the first edge's)"),
 ]
 SpeedOpt = Annotated[float, typer.Option("--speed", min=0.01, help="Divide step times by this (durations stay real)")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed (default: the scenario's)")]
 CameraOpt = Annotated[
     str | None,
     typer.Option("--camera-control", help="HOST:PORT of the camera simulator's control socket"),
@@ -118,6 +119,37 @@ def run(
     log.info("done: %d messages published", publisher.sent)
 
 
+def _seeded(plan: Scenario, seed: int | None) -> Scenario:
+    if seed is None:
+        return plan
+    return plan.model_copy(update={"background": plan.background.model_copy(update={"seed": seed})})
+
+
+def _run_with_progress(player: ScenarioPlayer, plan: Scenario, speed: float, stop: threading.Event) -> None:
+    """Play on a thread; show scenario time and the publish rate as a Rich progress bar."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    worker = threading.Thread(target=player.run, kwargs={"stop": stop}, name="player", daemon=True)
+    started = time.monotonic()
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task(plan.name, total=plan.length_s, rate="")
+        worker.start()
+        while worker.is_alive():
+            elapsed = time.monotonic() - started
+            progress.update(
+                task,
+                completed=min(plan.length_s, elapsed * speed),
+                rate=f"{player.published / max(elapsed, 1e-9):,.0f} msg/s",
+            )
+            worker.join(0.25)
+
+
 @app.command("check")
 def check(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file")], config: ConfigOpt = None) -> None:
     """Check a scenario file against its site config, as `config validate` does for sites."""
@@ -158,7 +190,7 @@ class Outcome:
 
 def matches(expect: Expect, item: dict[str, Any]) -> bool:
     """Does an alert item (contract §4.0) answer this expectation?"""
-    if item.get("rule") != expect.rule or item.get("condition") != "active":
+    if item.get("condition") != "active" or (expect.rule is not None and item.get("rule") != expect.rule):
         return False
     if expect.level is not None and item.get("level") != expect.level:
         return False
@@ -220,14 +252,29 @@ def _token(central: str, username: str, password: str) -> str:
 
 
 def verify_outcomes(outcomes: list[Outcome], seen: list[Seen]) -> None:
-    """Give each expectation the first matching alert seen after its step was published."""
+    """Give each expectation the first matching alert seen after its step was published.
+
+    For `expect_none` entries only alerts inside their window count.
+    """
     for o in outcomes:
         if o.published is None:
             continue
+        end = o.published + o.expect.within_s if o.expect.absent else float("inf")
         for s in seen:
-            if s.wall_time >= o.published - 0.05 and matches(o.expect, s.item):
+            if o.published - 0.05 <= s.wall_time <= end and matches(o.expect, s.item):
                 o.seen = s
                 break
+
+
+def settled(outcomes: list[Outcome], now: float) -> bool:
+    """Every expected alert has been seen and every quiet window has passed."""
+    for o in outcomes:
+        if o.expect.absent:
+            if o.published is None or now < o.published + o.expect.within_s:
+                return False
+        elif o.seen is None:
+            return False
+    return True
 
 
 @app.command("verify")
@@ -237,6 +284,7 @@ def verify(
     config: ConfigOpt = None,
     broker: BrokerOpt = None,
     speed: SpeedOpt = 1.0,
+    seed: SeedOpt = None,
     camera_control: CameraOpt = None,
     username: Annotated[str, typer.Option("--username", help="Central user")] = "admin",
     password_env: Annotated[
@@ -246,6 +294,7 @@ def verify(
     """Play a scenario and check that central raised every expected alert in time; print the latencies."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     site, plan = _load(scenario, config)
+    plan = _seeded(plan, seed)
     password = os.environ.get(password_env)
     if not password:
         typer.echo(f"set {password_env} to the password of {username!r}", err=True)
@@ -257,7 +306,7 @@ def verify(
         typer.echo(f"cannot follow central's alert stream: {watcher.error}", err=True)
         raise typer.Exit(1)
 
-    outcomes = [Outcome(i, s.at, e) for i, s in enumerate(plan.steps) for e in s.expect]
+    outcomes = [Outcome(i, s.at, e) for i, s in enumerate(plan.steps) for e in s.expectations]
 
     def on_step(played: PlayedStep) -> None:
         for o in outcomes:
@@ -271,7 +320,7 @@ def verify(
         deadline = time.time() + max((e.within_s for e in (o.expect for o in outcomes)), default=0.0)
         while time.time() < deadline:
             verify_outcomes(outcomes, watcher.seen)
-            if all(o.seen is not None for o in outcomes if not o.expect.absent):
+            if settled(outcomes, time.time()):
                 break
             time.sleep(0.2)
     finally:
@@ -288,7 +337,7 @@ def _report(plan: Scenario, outcomes: list[Outcome]) -> None:
         table.add_column(col)
     for o in outcomes:
         e = o.expect
-        want = " ".join(x for x in (("NOT " if e.absent else "") + e.rule, e.level or "", e.zone or "") if x)
+        want = " ".join(x for x in (("NOT " if e.absent else "") + (e.rule or "any"), e.level or "", e.zone or "") if x)
         got = "—" if o.seen is None else f"{o.seen.item.get('level')} {o.seen.item.get('title', '')}"
         latency = "—" if o.latency_s is None else f"{o.latency_s * 1000:.0f} ms"
         if o.ok:

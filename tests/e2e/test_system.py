@@ -19,7 +19,7 @@ import pytest
 
 from gridwatch.config import load_site
 from gridwatch.demo import DemoTree, start_demo
-from simulators.cli import AlertWatcher, Outcome, verify_outcomes
+from simulators.cli import AlertWatcher, Outcome, settled, verify_outcomes
 from simulators.player import MqttPublisher, PlayedStep, ScenarioPlayer
 from simulators.scenario import Scenario
 from tests.conftest import DEMO_SITE
@@ -50,7 +50,7 @@ def _play(tree: DemoTree, scenario: Scenario) -> list[Outcome]:
     watcher = AlertWatcher(tree.central_url, _token(tree))
     threading.Thread(target=watcher.run, daemon=True).start()
     assert watcher.ready.wait(10) and watcher.error is None, watcher.error
-    outcomes = [Outcome(i, s.at, e) for i, s in enumerate(scenario.steps) for e in s.expect]
+    outcomes = [Outcome(i, s.at, e) for i, s in enumerate(scenario.steps) for e in s.expectations]
 
     def on_step(played: PlayedStep) -> None:
         for o in outcomes:
@@ -73,7 +73,7 @@ def _play(tree: DemoTree, scenario: Scenario) -> list[Outcome]:
         deadline = time.time() + max(o.expect.within_s for o in outcomes)
         while time.time() < deadline:
             verify_outcomes(outcomes, watcher.seen)
-            if all(o.seen is not None for o in outcomes):
+            if settled(outcomes, time.time()):
                 break
             time.sleep(0.1)
     finally:

@@ -125,3 +125,51 @@ def test_walk_to_and_release() -> None:
     assert Polygon(zone.polygon).contains(Point(w.x, w.y))
     world.release("P-0005")
     assert world.walkers["P-0005"].pinned is None
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, bytes]] = []
+        self.drops: list[float] = []
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        self.messages.append((topic, payload))
+
+    def drop(self, seconds: float) -> None:
+        self.drops.append(seconds)
+
+
+def test_faults_on_demand_are_what_the_drivers_must_survive() -> None:
+    from drivers import DriverError
+
+    site = load_site(DEMO_SITE)
+    steps = [{"at": 0, "faults": {"device": "ir-n-02", "seconds": 60, "malformed_rate": 1.0}}]
+    steps += [{"at": 0.01 * (i + 1), "perimeter": {"detector": "ir-n-02", "state": "alarm"}} for i in range(20)]
+    steps += [
+        {"at": 0.3, "faults": {"device": "ir-n-01", "seconds": 60, "duplicate_rate": 1.0, "clock_skew_s": 3600}},
+        {"at": 0.31, "perimeter": {"detector": "ir-n-01", "state": "alarm"}},
+        {"at": 0.4, "broker_drop": {"seconds": 2}},
+    ]
+    scenario = Scenario.model_validate(
+        {
+            "name": "faults",
+            "duration_s": 0.5,
+            "background": {"positions_hz": 0, "vitals_s": 0, "keepalive": False},
+            "steps": steps,
+        }
+    )
+    recorder = _Recorder()
+    ScenarioPlayer(site, scenario, recorder).run()
+    ctx2 = DeviceContext.from_config(next(d for d in site.devices if d.id == "ir-n-02"))
+    ctx1 = DeviceContext.from_config(next(d for d in site.devices if d.id == "ir-n-01"))
+    now = datetime.now(UTC)
+    garbage = [p for t, p in recorder.messages if t.endswith("ir-n-02/event")]
+    assert len(garbage) == 20
+    for payload in garbage:
+        with pytest.raises(DriverError):
+            parse(ctx2, "site/demo-prison/perimeter/ir-n-02/event", payload, now)
+    skewed = [p for t, p in recorder.messages if t.endswith("ir-n-01/event")]
+    assert len(skewed) == 2  # duplicated
+    (reading,) = parse(ctx1, "site/demo-prison/perimeter/ir-n-01/event", skewed[0], now)
+    assert reading.clock_skew
+    assert recorder.drops == [2]
