@@ -1,0 +1,395 @@
+"""The edge agent: wiring only. Ingest → rules → outbox → uplink, plus cameras, health and status.
+
+Every alert transition is written to the durable outbox before anything else is done with
+it (logging, counting, waking the uplink), so a crash right after `put` loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import signal
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from gridwatch import __version__
+from gridwatch.clock import Clock, SystemClock
+from gridwatch.config.models import Device, SiteConfig
+from gridwatch.contract import (
+    CMD_BODIES,
+    AlertTransition,
+    CmdResult,
+    Family,
+    Heartbeat,
+    OutboxDepth,
+    Reading,
+    format_ts,
+)
+
+from .batching import Batcher
+from .camera import CameraManager
+from .deadletter import DeadLetterStore
+from .health import DeviceHealthTracker
+from .ingest import Ingest
+from .outbox import Lane, Outbox
+from .rules import RuleEngine
+from .status import StatusServer
+from .uplink import Uplink
+from .vision_types import CameraObservation
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.25  # batch flush granularity; the rule engine ticks every RULE_TICK_S
+RULE_TICK_S = 1.0
+SAVE_EVERY_S = 30.0
+OUTBOX_LOG_EVERY_S = 60.0
+SNAPSHOT_MEMORY = 1000  # sha256s already queued, so one frame is sent once
+
+
+class _Stop(Exception):
+    """Raised inside the TaskGroup to end it on request."""
+
+
+class EdgeAgent:
+    """One edge box: `await run()` until `stop()`, SIGTERM or SIGINT."""
+
+    def __init__(
+        self,
+        site: SiteConfig,
+        edge_id: str,
+        *,
+        device_broker: str,
+        uplink_broker: str,
+        outbox_path: Path,
+        status_bind: str | None,
+        clock: Clock | None = None,
+        config_hash: str = "",
+        cameras: bool = True,
+    ) -> None:
+        self.site = site
+        self.edge = site.edge(edge_id)
+        self.clock: Clock = clock or SystemClock()
+        self.config_hash = config_hash
+        served = site.edge_device_ids(self.edge)
+        self.devices: list[Device] = [d for d in site.devices if d.id in served]
+        self.deadletters = DeadLetterStore()
+        self.health = DeviceHealthTracker(self.devices)
+        self.batcher = Batcher(site)
+        self.outbox_path = Path(outbox_path)
+        self.outbox = Outbox(self.outbox_path, max_bytes=int(self.edge.outbox_max_mb * 1024 * 1024))
+        self._snapshots: OrderedDict[str, None] = OrderedDict()
+        camera_devices = [d for d in self.devices if d.family is Family.CAMERA and d.url]
+        self.cameras: CameraManager | None = None
+        if cameras and camera_devices:
+            self.cameras = CameraManager(
+                site, edge_id, camera_devices, on_observation=self._observation_from_thread, clock=self.clock
+            )
+        self.rules = RuleEngine(
+            site,
+            edge_id,
+            state_path=self.outbox_path.with_name(self.outbox_path.stem + "-rules.json"),
+            snapshotter=self._snapshot if self.cameras is not None else None,
+        )
+        self.ingest = Ingest(
+            site,
+            self.edge,
+            device_broker,
+            on_readings=self._on_readings,
+            deadletters=self.deadletters,
+            health=self.health,
+            clock=self.clock,
+        )
+        self.uplink = Uplink(
+            uplink_broker,
+            site.site.id,
+            edge_id,
+            self.outbox,
+            heartbeat=self.heartbeat,
+            on_command=self._on_command,
+        )
+        self.status_server = StatusServer(status_bind, self.status) if status_bind else None
+        self.alerts_sent = 0
+        self.started_mono = self.clock.monotonic()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._done: asyncio.Event | None = None
+        self._closed = False
+
+    # -- alerts first --------------------------------------------------------------------------
+    def _emit(self, transitions: list[AlertTransition]) -> None:
+        """Outbox first, then log and wake the uplink."""
+        if not transitions:
+            return
+        self.outbox.put_many([(Lane.ALERTS, "alerts", t.model_dump_json().encode()) for t in transitions])
+        self.alerts_sent += len(transitions)
+        self.uplink.notify()
+        for t in transitions:
+            log.info("alert %s %s %s %s: %s", t.rule, t.level, t.state, t.subject.id, t.title)
+
+    def _on_readings(self, readings: list[Reading]) -> None:
+        now = self.clock.now()
+        try:
+            transitions = self.rules.on_readings(readings, now)
+        except Exception:
+            # a rule bug must not drop the events of these readings nor stop ingest
+            log.exception("rule engine failed on %d reading(s) from %s", len(readings), readings[0].device)
+            transitions = []
+        self._emit(transitions)
+        if self.batcher.add(readings):
+            self._flush_batches()
+
+    def _flush_batches(self) -> None:
+        bodies = self.batcher.flush(self.clock.monotonic())
+        if not bodies:
+            return
+        lanes = {"events": Lane.EVENTS, "telemetry": Lane.TELEMETRY}
+        self.outbox.put_many([(lanes[kind], kind, body) for kind, body in bodies])
+        self.uplink.notify()
+
+    # -- cameras ---------------------------------------------------------------------------------
+    def _observation_from_thread(self, camera_id: str, obs: CameraObservation) -> None:
+        """Called from camera threads: hand the observation to the event loop."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(self._on_camera, camera_id, obs)
+
+    def _on_camera(self, camera_id: str, obs: CameraObservation) -> None:
+        try:
+            transitions = self.rules.on_camera(camera_id, obs, self.clock.now())
+        except Exception:
+            log.exception("rule engine failed on an observation of camera %s", camera_id)
+            return
+        self._emit(transitions)
+
+    def _snapshot(self, camera_id: str) -> str | None:
+        """The snapshotter RuleEngine calls: queue the camera's latest JPEG once per sha256."""
+        if self.cameras is None:
+            return None
+        jpeg = self.cameras.snapshot(camera_id)
+        if not jpeg:
+            return None
+        sha = hashlib.sha256(jpeg).hexdigest()
+        if sha not in self._snapshots:
+            self.outbox.put(Lane.SNAPSHOTS, f"snapshots/{sha}", jpeg)
+            self._snapshots[sha] = None
+            while len(self._snapshots) > SNAPSHOT_MEMORY:
+                self._snapshots.popitem(last=False)
+            self.uplink.notify()
+        return sha
+
+    # -- commands from central -------------------------------------------------------------------
+    async def _on_command(self, name: str, body: dict[str, Any]) -> None:
+        model = CMD_BODIES.get(name)
+        request_id = body.get("request_id")
+        if model is None:
+            log.warning("central sent unknown command %r; refused", name)
+            self._put_result(request_id, False, {"error": f"unknown command {name!r}"})
+            return
+        try:
+            cmd = model.model_validate(body)
+        except ValidationError as exc:
+            log.warning("central sent a bad %r command: %s", name, exc.errors()[0]["msg"])
+            self._put_result(request_id, False, {"error": f"bad {name} command: {exc.errors()[0]['msg']}"})
+            return
+        result, transitions = self.rules.on_command(name, cmd, self.clock.now())
+        self._emit(transitions)
+        self.outbox.put(Lane.CMD_RESULTS, "cmd_result", result.model_dump_json().encode())
+        self.uplink.notify()
+        log.info("command %s %s: ok=%s", name, result.request_id, result.ok)
+
+    def _put_result(self, request_id: object, ok: bool, result: dict[str, Any]) -> None:
+        if not isinstance(request_id, str) or not 1 <= len(request_id) <= 64:
+            return  # nobody to answer: central matches results by request_id
+        body = CmdResult(request_id=request_id, ok=ok, result=result)
+        self.outbox.put(Lane.CMD_RESULTS, "cmd_result", body.model_dump_json().encode())
+        self.uplink.notify()
+
+    # -- periodic work ---------------------------------------------------------------------------
+    def _tick_once(self, mono: float, last: dict[str, float]) -> None:
+        now = self.clock.now()
+        if mono - last["rules"] >= RULE_TICK_S:
+            last["rules"] = mono
+            try:
+                self._emit(self.rules.on_tick(now))
+            except Exception:
+                log.exception("rule engine tick failed")
+            devices = self.health.body_if_due(now)
+            if devices is not None:
+                self.outbox.put(Lane.DEVICES, "devices", devices.model_dump_json().encode())
+                self.uplink.notify()
+        if self.batcher.due(mono):
+            self._flush_batches()
+        if mono - last["save"] >= SAVE_EVERY_S:
+            last["save"] = mono
+            try:
+                self.rules.save()
+            except Exception:
+                log.exception("saving rule state failed")
+        if mono - last["outbox_log"] >= OUTBOX_LOG_EVERY_S:
+            last["outbox_log"] = mono
+            depth = self.outbox.depth()
+            waiting = sum(depth.values())
+            if not self.uplink.connected:
+                log.warning(
+                    "uplink down: %s; outbox depth %d %s", self.uplink.last_error or "connecting", waiting, depth
+                )
+            elif waiting:
+                log.info("outbox depth %d %s", waiting, depth)
+
+    async def _ticker(self) -> None:
+        mono = self.clock.monotonic()
+        last = {"rules": mono - RULE_TICK_S, "save": mono, "outbox_log": mono}
+        while True:
+            self._tick_once(self.clock.monotonic(), last)
+            await asyncio.sleep(TICK_S)
+
+    # -- reports ---------------------------------------------------------------------------------
+    def uptime_s(self) -> float:
+        return max(0.0, self.clock.monotonic() - self.started_mono)
+
+    def heartbeat(self) -> Heartbeat:
+        depth = self.outbox.depth()
+        return Heartbeat(
+            ts=self.clock.now(),
+            version=__version__,
+            uptime_s=self.uptime_s(),
+            config_hash=self.config_hash,
+            outbox=OutboxDepth(
+                alerts=depth.get("alerts", 0) + depth.get("cmd_results", 0),
+                events=depth.get("events", 0) + depth.get("devices", 0) + depth.get("snapshots", 0),
+                telemetry=depth.get("telemetry", 0),
+            ),
+        )
+
+    def status(self) -> dict[str, Any]:
+        """The /status JSON (also the source of /metrics)."""
+        ingest = self.ingest.stats
+        stats = self.batcher.stats
+        return {
+            "site": self.site.site.id,
+            "edge": self.edge.id,
+            "version": __version__,
+            "time": format_ts(self.clock.now()),
+            "uptime_s": round(self.uptime_s(), 3),
+            "config_hash": self.config_hash,
+            "ingest": {
+                "connected": ingest.connected,
+                "broker": self.ingest.broker.redacted(),
+                "messages": ingest.messages,
+                "readings": ingest.readings,
+                "dead_letters": ingest.dead_letters,
+                "foreign": ingest.foreign,
+                "reconnects": ingest.reconnects,
+                "last_error": ingest.last_error,
+                "topics": ingest.topics,
+                "devices": ingest.devices,
+            },
+            "uplink": {
+                "connected": self.uplink.connected,
+                "broker": self.uplink.url.redacted(),
+                "published": self.uplink.published,
+                "reconnects": self.uplink.reconnects,
+                "last_error": self.uplink.last_error,
+            },
+            "outbox": {
+                "path": str(self.outbox_path),
+                "depth": self.outbox.depth() if not self._closed else {},
+                "telemetry_dropped": self.outbox.telemetry_dropped,
+            },
+            "alerts": {"active": len(self.rules.active_alerts()), "sent": self.alerts_sent},
+            "batching": {
+                "events": stats.events,
+                "points": stats.points,
+                "downsampled": stats.downsampled,
+                "shed": stats.shed,
+                "bodies": stats.bodies,
+            },
+            "devices": self.health.summary(),
+            "dead_letters": self.deadletters.summary(50),
+            "cameras": self.cameras.stats() if self.cameras is not None else {},
+        }
+
+    # -- life cycle ------------------------------------------------------------------------------
+    async def run(self, *, install_signal_handlers: bool = True) -> None:
+        """Run until `stop()` (or SIGTERM/SIGINT); then save rule state and close the outbox."""
+        self._loop = asyncio.get_running_loop()
+        self._stop_event = asyncio.Event()
+        self._done = asyncio.Event()
+        signals: list[signal.Signals] = []
+        if install_signal_handlers:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                try:
+                    self._loop.add_signal_handler(sig, self._request_stop, sig.name)
+                    signals.append(sig)
+                except (NotImplementedError, RuntimeError, ValueError):
+                    pass  # not the main thread or not a Unix loop: stop() still works
+        log.info(
+            "edge %s of site %s starting: %d devices, %d cameras, outbox %s",
+            self.edge.id,
+            self.site.site.id,
+            len(self.devices),
+            0 if self.cameras is None else len([d for d in self.devices if d.family is Family.CAMERA]),
+            self.outbox_path,
+        )
+        try:
+            if self.status_server is not None:
+                await self.status_server.start()
+            if self.cameras is not None:
+                self.cameras.start()
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self.ingest.run(), name="ingest")
+                    tg.create_task(self.uplink.run(), name="uplink")
+                    tg.create_task(self._ticker(), name="ticker")
+                    tg.create_task(self._wait_stop(), name="stop")
+            except* _Stop:
+                pass
+        finally:
+            for sig in signals:
+                self._loop.remove_signal_handler(sig)
+            await self._shutdown()
+            self._done.set()
+
+    def _request_stop(self, why: str = "stop()") -> None:
+        log.info("edge %s stopping (%s)", self.edge.id, why)
+        if self._stop_event is not None:
+            self._stop_event.set()
+
+    async def _wait_stop(self) -> None:
+        assert self._stop_event is not None
+        await self._stop_event.wait()
+        raise _Stop
+
+    async def stop(self) -> None:
+        """Ask `run()` to finish and wait until it has."""
+        self._request_stop()
+        if self._done is not None:
+            await self._done.wait()
+
+    async def _shutdown(self) -> None:
+        if self._closed:
+            return
+        if self.cameras is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.cameras.stop)
+        try:
+            self._flush_batches()
+        except Exception:
+            log.exception("flushing the last event batch failed")
+        try:
+            self.rules.save()
+        except Exception:
+            log.exception("saving rule state failed")
+        if self.status_server is not None:
+            await self.status_server.close()
+        depth = self.outbox.depth()
+        self.outbox.close()
+        self._closed = True
+        log.info("edge %s stopped; %d item(s) stay in the outbox for next time", self.edge.id, sum(depth.values()))
