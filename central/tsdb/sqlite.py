@@ -115,7 +115,9 @@ class SqliteStore(QueuedWriter):
         self, measurement: str, subject: str | None, start: datetime, end: datetime, limit: int
     ) -> list[dict[str, Any]]:
         where = "measurement = ? AND ts >= ? AND ts <= ?"
-        args: list[Any] = [measurement, ts_ns(start), ts_ns(end)]
+        # nanoseconds since 1970 overflow SQLite's int64 after 2262: clamp the query bounds
+        lo, hi = (max(-(2**63), min(2**63 - 1, ts_ns(t))) for t in (start, end))
+        args: list[Any] = [measurement, lo, hi]
         if subject is not None:
             where += " AND (" + " OR ".join(f"{c} = ?" for c in _SUBJECT_COLUMNS) + ")"
             args += [subject] * len(_SUBJECT_COLUMNS)

@@ -248,3 +248,20 @@ def test_a_full_queue_drops_and_counts_instead_of_blocking(tmp_path: Path) -> No
         assert store.stats["queued"] == 0 and store.stats["dropped"] == 110_000
 
     asyncio.run(main())
+
+
+def test_sqlite_query_accepts_any_calendar_range(tmp_path: Path) -> None:
+    """Found by schemathesis: a `to` in year 9999 overflowed SQLite's 64-bit integers (a 500)."""
+    from datetime import UTC, datetime
+
+    async def run() -> list[dict[str, object]]:
+        store = open_store(f"sqlite:///{tmp_path}/ts.db")
+        await store.start()
+        try:
+            return await store.query(
+                "position", "T-1", datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, tzinfo=UTC)
+            )
+        finally:
+            await store.close()
+
+    assert asyncio.run(run()) == []
