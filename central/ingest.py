@@ -1,0 +1,218 @@
+"""The uplink subscriber: parse every edge message, hand it to the service, then acknowledge it.
+
+Delivery guarantee: the client turns paho's automatic PUBACK off (`manual_ack`), handles messages
+one at a time in arrival order and acknowledges a QoS 1 message only after the service has
+committed it (and the time-series points are queued). The session is persistent
+(clean_start=False, stable client id), so a message that was not acknowledged when central
+stopped or lost the broker is delivered again; the service drops repeats by `event_id`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import uuid
+from typing import Any
+
+import aiomqtt
+from pydantic import ValidationError
+
+from central.commands import Commands
+from central.metrics import Metrics
+from central.service import CentralService
+from central.settings import Settings
+from central.tsdb import TimeSeriesStore, TsPoint, point_from_alert, points_from_devices, points_from_telemetry
+from gridwatch.config.broker import BrokerUrl
+from gridwatch.contract.uplink import (
+    AlertTransition,
+    CmdResult,
+    DevicesBody,
+    EventsBody,
+    Heartbeat,
+    HeartbeatWill,
+    TelemetryBody,
+    UplinkKind,
+    parse_uplink,
+    split_uplink_topic,
+)
+from gridwatch.mqtt import async_client, describe_connect_error
+
+log = logging.getLogger(__name__)
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_RETRIES = 3  # transient failures (a locked database) are retried before the message is given up
+
+
+class Malformed(ValueError):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class Ingest:
+    """Owns the uplink broker connection: subscribes, processes, acknowledges, reconnects with backoff."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        service: CentralService,
+        tsdb: TimeSeriesStore | None,
+        commands: Commands,
+        metrics: Metrics,
+        *,
+        full: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.site = settings.site
+        self.service = service
+        self.tsdb = tsdb
+        self.commands = commands
+        self.metrics = metrics
+        self.full = full  # False (role "api"): only cmd_result, with a throw-away session
+        self.connected = False
+
+    def topics(self) -> list[str]:
+        root = f"gridwatch/v1/{self.site.site.id}"
+        if not self.full:
+            return [f"{root}/+/{UplinkKind.CMD_RESULT}"]
+        return [f"{root}/+/+", f"{root}/+/{UplinkKind.SNAPSHOTS}/+"]
+
+    def _client(self) -> aiomqtt.Client:
+        if self.full:
+            client = async_client(self.settings.uplink_broker, self.settings.mqtt_identifier, persistent=True)
+        else:
+            identifier = f"{self.settings.mqtt_identifier}-api-{uuid.uuid4().hex[:8]}"
+            client = async_client(self.settings.uplink_broker, identifier, persistent=False)
+        # paho would PUBACK as soon as the message is queued; we ack after processing (see module doc).
+        client._client.manual_ack_set(True)
+        return client
+
+    async def run(self) -> None:
+        """Run until cancelled; never raises on broker or message trouble."""
+        url = BrokerUrl.parse(self.settings.uplink_broker)
+        backoff = 1.0
+        while True:
+            client = self._client()
+            try:
+                async with client:
+                    for topic in self.topics():
+                        await client.subscribe(topic, qos=1)
+                    self._set_connected(True, client)
+                    log.info("ingest connected to %s, subscribed to %s", url.redacted(), ", ".join(self.topics()))
+                    backoff = 1.0
+                    async for message in client.messages:
+                        payload = message.payload
+                        data = payload if isinstance(payload, bytes) else str(payload or "").encode()
+                        await self.process(message.topic.value, data)
+                        client._client.ack(message.mid, message.qos)
+            except aiomqtt.MqttError as exc:
+                log.warning("%s; retrying in %.0f s", describe_connect_error(exc, url, "central"), backoff)
+            finally:
+                self._set_connected(False, None)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 30.0)
+
+    def _set_connected(self, up: bool, client: aiomqtt.Client | None) -> None:
+        self.connected = up
+        self.metrics.broker_connected.set(1 if up else 0)
+        if client is None:
+            self.commands.attach(None)
+            return
+
+        async def publish(topic: str, payload: bytes) -> None:
+            await client.publish(topic, payload, qos=1)
+
+        self.commands.attach(publish)
+
+    async def process(self, topic: str, payload: bytes) -> None:
+        """Handle one uplink message; malformed input is counted and logged, never raised."""
+        kind = "unknown"
+        try:
+            edge, kind, body = self._parse(topic, payload)
+        except Malformed as exc:
+            self.metrics.malformed.labels(exc.reason).inc()
+            log.warning("rejected uplink message on %s (%d bytes): %s: %s", topic, len(payload), exc.reason, exc)
+            return
+        for attempt in range(1, _RETRIES + 1):
+            try:
+                await self._dispatch(edge, kind, body)
+                self.metrics.ingested.labels(kind).inc()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if attempt == _RETRIES:
+                    self.metrics.ingest_errors.labels(kind).inc()
+                    log.exception(
+                        "giving up on uplink %s message from edge '%s' after %d attempts", kind, edge, attempt
+                    )
+                    return
+                await asyncio.sleep(0.2 * attempt)
+
+    def _parse(self, topic: str, payload: bytes) -> tuple[str, str, Any]:
+        parts = split_uplink_topic(topic)
+        if parts is None:
+            raise Malformed("topic", "not an uplink topic")
+        site, edge, kind, rest = parts
+        if site != self.site.site.id:
+            raise Malformed("foreign_site", f"site '{site}' is not this central's site '{self.site.site.id}'")
+        if kind == UplinkKind.SNAPSHOTS:
+            sha = rest[0] if len(rest) == 1 else ""
+            if not _SHA256.match(sha):
+                raise Malformed("snapshot_name", "snapshot topic does not end in a lowercase hex sha256")
+            if hashlib.sha256(payload).hexdigest() != sha:
+                raise Malformed("snapshot_hash", "snapshot bytes do not hash to the sha256 in the topic")
+            return edge, kind, (sha, payload)
+        if rest:
+            raise Malformed("topic", f"unexpected topic levels after '{kind}'")
+        try:
+            body = parse_uplink(kind, payload)
+        except KeyError:
+            raise Malformed("unknown_kind", f"no uplink body is defined for '{kind}'") from None
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"])
+            reason = "not_json" if first["type"] == "json_invalid" else "schema"
+            raise Malformed(reason, f"{where}: {first['msg']}" if where else first["msg"]) from None
+        if isinstance(body, AlertTransition) and (body.edge != edge or body.site != site):
+            raise Malformed("edge_mismatch", f"alert names site/edge {body.site}/{body.edge}, topic says {site}/{edge}")
+        return edge, kind, body
+
+    async def _dispatch(self, edge: str, kind: str, body: Any) -> None:
+        service = self.service
+        if kind == UplinkKind.SNAPSHOTS:
+            sha, jpeg = body
+            if not await asyncio.to_thread(service.ingest_snapshot, edge, sha, jpeg):
+                self.metrics.duplicates.labels(kind).inc()
+        elif isinstance(body, CmdResult):
+            self.commands.resolve(edge, body)
+            await asyncio.to_thread(service.ingest_cmd_result, edge, body)
+        elif isinstance(body, AlertTransition):
+            if await asyncio.to_thread(service.ingest_alert, edge, body):
+                self.metrics.alerts.labels(str(body.level)).inc()
+                await self._write([point_from_alert(body)])
+            else:
+                self.metrics.duplicates.labels(kind).inc()
+        elif isinstance(body, EventsBody):
+            if not await asyncio.to_thread(service.ingest_events, edge, body):
+                self.metrics.duplicates.labels(kind).inc()
+        elif isinstance(body, DevicesBody):
+            if await asyncio.to_thread(service.ingest_devices, edge, body):
+                await self._write(points_from_devices(self.site.site.id, body))
+            else:
+                self.metrics.duplicates.labels(kind).inc()
+        elif isinstance(body, TelemetryBody):
+            await asyncio.to_thread(service.record_positions, edge, body)
+            await self._write(points_from_telemetry(self.site.site.id, body))
+        elif isinstance(body, Heartbeat | HeartbeatWill):
+            await asyncio.to_thread(service.ingest_heartbeat, edge, body)
+
+    async def _write(self, points: list[TsPoint]) -> None:
+        if not points or self.tsdb is None:
+            return
+        try:
+            await self.tsdb.write(points)
+        except Exception:  # the time-series store is best effort; the alert itself is already committed
+            log.exception("time-series store rejected %d points", len(points))
