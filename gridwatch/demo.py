@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import sys
@@ -55,8 +56,15 @@ def _gridwatch(*args: str) -> list[str]:
     return [sys.executable, "-m", "gridwatch.cli", *args]
 
 
-def start_demo(config: Path, workdir: Path, *, speed: float = 1.0, cameras: bool = True,
-               central_port: int | None = None, play: bool = True) -> DemoTree:
+def start_demo(
+    config: Path,
+    workdir: Path,
+    *,
+    speed: float = 1.0,
+    cameras: bool = True,
+    central_port: int | None = None,
+    play: bool = True,
+) -> DemoTree:
     """Start the tree and wait until central is ready; raises RuntimeError naming what failed.
 
     `play=False` leaves out the scenario player, for tests that drive the devices themselves.
@@ -71,8 +79,10 @@ def start_demo(config: Path, workdir: Path, *, speed: float = 1.0, cameras: bool
         shutil.rmtree(workdir)
     (workdir / "logs").mkdir(parents=True)
 
-    users = [BrokerUser("devices", secrets.token_hex(12), DEVICES_ACL),
-             BrokerUser("central", secrets.token_hex(12), CENTRAL_ACL)]
+    users = [
+        BrokerUser("devices", secrets.token_hex(12), DEVICES_ACL),
+        BrokerUser("central", secrets.token_hex(12), CENTRAL_ACL),
+    ]
     users += [BrokerUser(e.id, secrets.token_hex(12), edge_acl(e.id)) for e in site.edges]
     broker = Mosquitto(workdir / "broker", users=users)
     broker.start()
@@ -95,45 +105,145 @@ def start_demo(config: Path, workdir: Path, *, speed: float = 1.0, cameras: bool
             rtsp_port, control_port = free_port(), free_port()
             camera_env["GRIDWATCH_CAMERA_BASE"] = f"rtsp://127.0.0.1:{rtsp_port}"
             camera_control = f"127.0.0.1:{control_port}"
-            supervisor.add(Child(
-                "cameras", [sys.executable, "-m", "simulators.camera", "serve", "--config", str(config),
-                            "--port", str(rtsp_port), "--control-port", str(control_port)],
-                env=common, cwd=workdir, log_path=workdir / "logs" / "cameras.log",
-            ))
-        supervisor.add(Child(
-            "central", _gridwatch("central", "run", "--config", str(config), "--bind", f"127.0.0.1:{port}"),
-            env={**common, **camera_env, "GRIDWATCH_UPLINK_BROKER": broker.url("central"),
-                 "GRIDWATCH_DATABASE_URL": f"sqlite:///{workdir / 'central.db'}",
-                 "GRIDWATCH_TSDB_URL": f"sqlite:///{workdir / 'central-tsdb.db'}"},
-            cwd=workdir, log_path=workdir / "logs" / "central.log",
-        ))
+            supervisor.add(
+                Child(
+                    "cameras",
+                    [
+                        sys.executable,
+                        "-m",
+                        "simulators.camera",
+                        "serve",
+                        "--config",
+                        str(config),
+                        "--port",
+                        str(rtsp_port),
+                        "--control-port",
+                        str(control_port),
+                    ],
+                    env=common,
+                    cwd=workdir,
+                    log_path=workdir / "logs" / "cameras.log",
+                )
+            )
+        supervisor.add(
+            Child(
+                "central",
+                _gridwatch("central", "run", "--config", str(config), "--bind", f"127.0.0.1:{port}"),
+                env={
+                    **common,
+                    **camera_env,
+                    "GRIDWATCH_UPLINK_BROKER": broker.url("central"),
+                    "GRIDWATCH_DATABASE_URL": f"sqlite:///{workdir / 'central.db'}",
+                    "GRIDWATCH_TSDB_URL": f"sqlite:///{workdir / 'central-tsdb.db'}",
+                },
+                cwd=workdir,
+                log_path=workdir / "logs" / "central.log",
+            )
+        )
         edge_status = {}
         for edge in site.edges:
             status_port = free_port()
             edge_status[edge.id] = f"http://127.0.0.1:{status_port}/status"
-            supervisor.add(Child(
-                f"edge {edge.id}",
-                _gridwatch("edge", "run", "--config", str(config), "--edge", edge.id,
-                           "--status-bind", f"127.0.0.1:{status_port}"),
-                env={**common, **camera_env, "GRIDWATCH_DEVICE_BROKER": broker.url(edge.id),
-                     "GRIDWATCH_UPLINK_BROKER": broker.url(edge.id)},
-                cwd=workdir, log_path=workdir / "logs" / f"edge-{edge.id}.log",
-            ))
+            supervisor.add(
+                Child(
+                    f"edge {edge.id}",
+                    _gridwatch(
+                        "edge",
+                        "run",
+                        "--config",
+                        str(config),
+                        "--edge",
+                        edge.id,
+                        "--status-bind",
+                        f"127.0.0.1:{status_port}",
+                    ),
+                    env={
+                        **common,
+                        **camera_env,
+                        "GRIDWATCH_DEVICE_BROKER": broker.url(edge.id),
+                        "GRIDWATCH_UPLINK_BROKER": broker.url(edge.id),
+                    },
+                    cwd=workdir,
+                    log_path=workdir / "logs" / f"edge-{edge.id}.log",
+                )
+            )
+        _write_env_files(
+            workdir,
+            config,
+            site_edges=[e.id for e in site.edges],
+            broker=broker,
+            central_bind=f"127.0.0.1:{port}",
+            extra=camera_env,
+            tsdb=f"sqlite:///{workdir / 'central-tsdb.db'}",
+        )
         _wait_ready(central_url, supervisor, timeout=60)
         if site.scenario and play:
             scenario = (config.parent / site.scenario).resolve()
             control = ["--camera-control", camera_control] if camera_control else []
-            supervisor.add(Child(
-                "simulators",
-                _gridwatch("sim", "run", str(scenario), "--config", str(config), "--broker", broker.url("devices"),
-                           "--speed", str(speed), "--loop", *control),
-                env={**common, **camera_env}, cwd=workdir, log_path=workdir / "logs" / "simulators.log",
-            ))
+            supervisor.add(
+                Child(
+                    "simulators",
+                    _gridwatch(
+                        "sim",
+                        "run",
+                        str(scenario),
+                        "--config",
+                        str(config),
+                        "--broker",
+                        broker.url("devices"),
+                        "--speed",
+                        str(speed),
+                        "--loop",
+                        *control,
+                    ),
+                    env={**common, **camera_env},
+                    cwd=workdir,
+                    log_path=workdir / "logs" / "simulators.log",
+                )
+            )
     except BaseException:
         supervisor.stop_all()
         broker.stop()
         raise
     return DemoTree(workdir, broker, supervisor, central_url, ("admin", admin_password), edge_status, camera_control)
+
+
+def _write_env_files(
+    workdir: Path,
+    config: Path,
+    *,
+    site_edges: list[str],
+    broker: Mosquitto,
+    central_bind: str,
+    extra: dict[str, str],
+    tsdb: str,
+) -> None:
+    """One `<edge>.env` per edge with what `gridwatch doctor --edge <edge>` needs to check this demo.
+
+    `set -a; . var/demo/edge-w1.env; set +a; gridwatch doctor --edge edge-w1` — the demo's broker runs
+    on a free port with generated passwords, so the config file alone cannot reach it.
+    """
+    for edge in site_edges:
+        values = {
+            "GRIDWATCH_CONFIG": str(config),
+            "GRIDWATCH_CENTRAL_BIND": central_bind,
+            "GRIDWATCH_DEVICE_BROKER": broker.url(edge),
+            "GRIDWATCH_UPLINK_BROKER": broker.url(edge),
+            "GRIDWATCH_TSDB_URL": tsdb,
+            **extra,
+        }
+        path = workdir / f"{edge}.env"
+        path.write_text("".join(f"{k}={shlex.quote(v)}\n" for k, v in values.items()))
+        path.chmod(0o600)
+
+
+def doctor_env(workdir: Path, edge: str) -> dict[str, str]:
+    """The variables of a demo's `<edge>.env` file, for running doctor against it."""
+    out = {}
+    for line in (workdir / f"{edge}.env").read_text().splitlines():
+        key, _, value = line.partition("=")
+        out[key] = shlex.split(value)[0] if value else ""
+    return out
 
 
 def _wait_ready(url: str, supervisor: Supervisor, timeout: float) -> None:
@@ -157,13 +267,18 @@ def _wait_ready(url: str, supervisor: Supervisor, timeout: float) -> None:
 
 def first_alert(tree: DemoTree, timeout: float) -> dict[str, object] | None:
     """Log in as admin and wait for the first alert to reach central's API."""
-    token = httpx.post(f"{tree.central_url}/api/v1/auth/token",
-                       data={"username": tree.login[0], "password": tree.login[1]}, timeout=5).json()["access_token"]
+    token = httpx.post(
+        f"{tree.central_url}/api/v1/auth/token", data={"username": tree.login[0], "password": tree.login[1]}, timeout=5
+    ).json()["access_token"]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         tree.supervisor.poll()
-        items = httpx.get(f"{tree.central_url}/api/v1/alerts", params={"limit": 1},
-                          headers={"Authorization": f"Bearer {token}"}, timeout=5).json()["items"]
+        items = httpx.get(
+            f"{tree.central_url}/api/v1/alerts",
+            params={"limit": 1},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5,
+        ).json()["items"]
         if items:
             item: dict[str, object] = items[0]
             return item
@@ -176,13 +291,18 @@ def register(app: typer.Typer) -> None:
     def demo(
         config: Annotated[Path, typer.Option(help="Site config to run")] = REPO_CONFIG,
         workdir: Annotated[Path, typer.Option(help="Where the demo keeps its state (wiped at start)")] = Path(
-            "var/demo"),
+            "var/demo"
+        ),
         speed: Annotated[float, typer.Option(help="Scenario speed factor")] = 1.0,
         cameras: Annotated[bool, typer.Option(help="Run the RTSP camera simulator")] = True,
         port: Annotated[int, typer.Option(help="Central's port (0 = a free one)")] = 0,
         duration: Annotated[float, typer.Option(help="Stop after this many seconds (0 = until Ctrl-C)")] = 0,
-        expect_alert: Annotated[bool, typer.Option(help="Exit 0 once an alert reaches central's API, 1 if none "
-                                                        "arrives within --duration (for CI)")] = False,
+        expect_alert: Annotated[
+            bool,
+            typer.Option(
+                help="Exit 0 once an alert reaches central's API, 1 if none arrives within --duration (for CI)"
+            ),
+        ] = False,
     ) -> None:
         """Run broker, central, edges, cameras and simulators on this machine; print the console URL and a login."""
         from rich.console import Console
@@ -208,10 +328,14 @@ def register(app: typer.Typer) -> None:
 
         signal.signal(signal.SIGINT, _stop)
         signal.signal(signal.SIGTERM, _stop)
-        console.print(f"\n[bold green]gridwatch demo is running[/]\n  console  {tree.central_url}/\n"
-                      f"  login    {tree.login[0]} / {tree.login[1]}\n  logs     {tree.workdir / 'logs'}\n"
-                      + "".join(f"  edge     {k}: {v}\n" for k, v in tree.edge_status.items())
-                      + "Ctrl-C stops everything.", highlight=False)
+        console.print(
+            f"\n[bold green]gridwatch demo is running[/]\n  console  {tree.central_url}/\n"
+            f"  login    {tree.login[0]} / {tree.login[1]}\n  logs     {tree.workdir / 'logs'}\n"
+            + "".join(f"  edge     {k}: {v}\n" for k, v in tree.edge_status.items())
+            + f"  doctor   set -a; . {tree.workdir}/{next(iter(tree.edge_status), 'edge')}.env; set +a; "
+            f"gridwatch doctor --edge {next(iter(tree.edge_status), 'edge')}\n" + "Ctrl-C stops everything.",
+            highlight=False,
+        )
         code = 0
         try:
             if expect_alert:
@@ -220,8 +344,10 @@ def register(app: typer.Typer) -> None:
                     console.print("[red]no alert reached central's API in time[/]")
                     code = 1
                 else:
-                    console.print(f"alert reached central: {alert.get('level')} {alert.get('rule')} "
-                                  f"— {alert.get('title')}", highlight=False)
+                    console.print(
+                        f"alert reached central: {alert.get('level')} {alert.get('rule')} — {alert.get('title')}",
+                        highlight=False,
+                    )
             else:
                 deadline = time.monotonic() + duration if duration else None
                 while not stop and (deadline is None or time.monotonic() < deadline):

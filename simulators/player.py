@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+import paho.mqtt.client as paho
+
 from drivers import DeviceContext
 from gridwatch.config import Device, SiteConfig
 from gridwatch.contract import (
@@ -82,6 +84,7 @@ class MqttPublisher:
         self._lock = threading.Lock()
         self._down_until = 0.0
         self._buffer: deque[tuple[str, bytes, bool]] = deque(maxlen=1_000_000)
+        self._pending: deque[paho.MQTTMessageInfo] = deque()
 
     def connect(self, timeout: float = 10.0) -> None:
         self.client.connect(self.url.host, self.url.port)
@@ -95,8 +98,11 @@ class MqttPublisher:
             if time.monotonic() < self._down_until:
                 self._buffer.append((topic, payload, retain))  # a device keeps what it could not send
                 return
-        self.client.publish(topic, payload, qos=1, retain=retain)
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
         self.sent += 1
+        self._pending.append(info)
+        if len(self._pending) > 10_000:
+            self._pending = deque(i for i in self._pending if not i.is_published())
 
     def drop(self, seconds: float) -> None:
         with self._lock:
@@ -120,7 +126,18 @@ class MqttPublisher:
         for topic, payload, retain in pending:
             self.publish(topic, payload, retain=retain)
 
-    def close(self) -> None:
+    def close(self, timeout: float = 10.0) -> None:
+        """Disconnect once the broker has acknowledged what was published (up to `timeout`)."""
+        deadline = time.monotonic() + timeout
+        for info in self._pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            if not info.is_published():
+                try:
+                    info.wait_for_publish(remaining)
+                except (RuntimeError, ValueError):  # never queued: the link was down
+                    continue
         self.client.disconnect()
         self.client.loop_stop()
 

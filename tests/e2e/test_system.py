@@ -199,3 +199,32 @@ def test_no_alert_is_lost_when_broker_and_central_restart(system: DemoTree, tmp_
         time.sleep(0.5)
     people = {p.band: p.id for p in site.people if p.band}
     assert got == {people[b] for b in bands}, f"missing falls for {sorted(set(people.values()) - got)}"
+
+
+def test_doctor_is_green_on_the_demo_and_names_a_stopped_part(system: DemoTree) -> None:
+    """Field engineers' promise: doctor says all is well when it is, and says what broke when not."""
+    import subprocess
+    import sys
+
+    from gridwatch.demo import doctor_env
+
+    publisher = MqttPublisher(system.broker.url("devices"), identifier="e2e-doctor")
+    publisher.connect()
+    quiet = Scenario.model_validate({"name": "announce"})
+    ScenarioPlayer(load_site(DEMO_SITE), quiet, publisher).announce()  # every device says online (retained)
+    publisher.close()
+    env = {**os.environ, **doctor_env(system.workdir, "edge-w1")}
+    argv = [sys.executable, "-m", "gridwatch.cli", "doctor", "--edge", "edge-w1", "--camera-timeout", "8"]
+    green = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert green.returncode == 0, green.stdout + green.stderr
+    assert "✗" not in green.stdout
+
+    cameras = next(c for c in system.supervisor.children if c.name == "cameras")
+    cameras.stop()
+    try:
+        red = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
+    finally:
+        cameras.start()
+    assert red.returncode == 1
+    failed = [line for line in red.stdout.splitlines() if "✗" in line]
+    assert failed and all("cam" in line for line in failed), red.stdout
