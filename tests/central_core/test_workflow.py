@@ -165,3 +165,13 @@ def test_shelve_returns_to_previous_state_when_time_passes(
     assert detail["workflow"] == "acknowledged" and detail["shelved_until"] is None
     assert detail["history"][-1]["action"] == "unshelve" and detail["history"][-1]["actor"] == "system"
     assert published.of("alert")[-1]["workflow"] == "acknowledged"
+
+
+def test_ids_with_a_trailing_newline_are_refused() -> None:
+    """`$` in a regex also matches before a final newline; ids are checked with fullmatch."""
+    from central.domain.checks import check_id
+    from central.workflow import WorkflowError
+
+    with pytest.raises(WorkflowError) as err:
+        check_id("officer", "op-li\n")
+    assert err.value.status == 422

@@ -1,0 +1,151 @@
+"""How domain rows look to the API and SSE subscribers: plain JSON-ready dicts.
+
+One function per row type, shared by the queries that list rows and the writes that publish
+them, so an `alert` SSE event and `GET /alerts/{id}` can never disagree on a field.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from central.store.models import Alert, DeviceRow, EdgeRow, PositionRow, Transition, WorkflowEntry
+from gridwatch.config.models import Device, Edge
+
+
+def ts(value: datetime | None) -> str | None:
+    """An instant as RFC 3339 in UTC, or None."""
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
+def alert_item(a: Alert) -> dict[str, Any]:
+    """An alert as CONTRACT §4.0 shapes it, plus detail, suppressed and workflow extras."""
+    return {
+        "id": a.id,
+        "rule": a.rule,
+        "level": a.level,
+        "condition": a.condition,
+        "workflow": a.workflow,
+        "site": a.site,
+        "edge": a.edge,
+        "area": a.area,
+        "grid": a.grid,
+        "zone": a.zone,
+        "subject": {"kind": a.subject_kind, "id": a.subject_id},
+        "devices": list(a.devices),
+        "title": a.title,
+        "first_seen": ts(a.first_seen),
+        "last_change": ts(a.last_change),
+        "snapshot": a.snapshot,
+        "escalated_to": a.escalated_to,
+        "detail": a.detail,
+        "suppressed": a.suppressed,
+        "origin": a.origin,
+        "resolution": a.resolution,
+        "officer": a.officer,
+        "shelved_until": ts(a.shelved_until),
+    }
+
+
+def entry_dict(e: WorkflowEntry) -> dict[str, Any]:
+    """One line of an alert's history; the entry's own fields win over keys in its `data`."""
+    return {
+        **e.data,
+        "ts": ts(e.ts),
+        "actor": e.actor,
+        "action": e.action,
+        "from": e.from_state,
+        "to": e.to_state,
+        "note": e.note,
+    }
+
+
+def transition_dict(t: Transition) -> dict[str, Any]:
+    """One stored edge transition of an alert, as the edge sent it."""
+    return {
+        "event_id": t.event_id,
+        "ts": ts(t.ts),
+        "received_at": ts(t.received_at),
+        "level": t.level,
+        "condition": t.condition,
+        "title": t.title,
+        "detail": t.detail,
+        "snapshot": t.snapshot,
+        "suppressed": t.suppressed,
+    }
+
+
+def edge_dict(row: EdgeRow) -> dict[str, Any]:
+    """An edge's health as its heartbeats last reported it."""
+    return {
+        "id": row.id,
+        "online": row.online,
+        "last_seen": ts(row.last_heartbeat),
+        "version": row.version,
+        "uptime_s": row.uptime_s,
+        "config_hash": row.config_hash,
+        "outbox": row.outbox,
+        "offline_alert": row.offline_alert,
+    }
+
+
+def unheard_edge_dict(e: Edge) -> dict[str, Any]:
+    """A configured edge central has never heard from: listed, so a missing edge is visible."""
+    return {
+        "id": e.id,
+        "online": False,
+        "last_seen": None,
+        "version": None,
+        "uptime_s": None,
+        "config_hash": None,
+        "outbox": {},
+        "offline_alert": None,
+    }
+
+
+def device_dict(row: DeviceRow) -> dict[str, Any]:
+    """A device's health as its edge last reported it, plus central's maintenance state."""
+    return {
+        "id": row.id,
+        "edge": row.edge,
+        "family": row.family,
+        "online": row.online,
+        "last_seen": ts(row.last_seen),
+        "battery": row.battery,
+        "dead_letters": row.dead_letters,
+        "out_of_service_until": ts(row.out_of_service_until),
+        "out_of_service_reason": row.out_of_service_reason,
+    }
+
+
+def unreported_device_dict(d: Device) -> dict[str, Any]:
+    """A configured device no edge has reported yet."""
+    return {
+        "id": d.id,
+        "edge": None,
+        "family": d.family.value,
+        "online": None,
+        "last_seen": None,
+        "battery": None,
+        "dead_letters": 0,
+        "out_of_service_until": None,
+        "out_of_service_reason": None,
+    }
+
+
+def position_dict(r: PositionRow) -> dict[str, Any]:
+    """A latest position: `tag`/x/y/z for indoor positioning, `band`/lat/lon/acc_m for GPS."""
+    kind, source = r.key.split(":", 1)
+    out: dict[str, Any] = {
+        "person": r.person,
+        kind: source,
+        "kind": r.kind,
+        "grid": r.grid,
+        "ts": ts(r.ts),
+        "edge": r.edge,
+    }
+    if r.kind == "gps":
+        out.update(lat=r.lat, lon=r.lon, acc_m=r.acc_m)
+    else:
+        out.update(x=r.x, y=r.y, z=r.z)
+    return out
