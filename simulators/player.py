@@ -206,6 +206,7 @@ class ScenarioPlayer:
         self.contexts = {d.id: DeviceContext.from_config(d) for d in site.devices}
         self.played: list[PlayedStep] = []
         self.published = 0
+        self.positions_sent = 0
         self._rng = random.Random(scenario.background.seed)
         self._state = _State()
         self._detector_device = self._index_detectors(site.devices)
@@ -280,6 +281,11 @@ class ScenarioPlayer:
             self.publisher.publish(h_topic, h_payload, retain=h_retain)
             self.published += 1
 
+    @property
+    def target_positions_per_s(self) -> float:
+        """What the background asks for: every audible tag at positions_hz."""
+        return self.scenario.background.positions_hz * sum(1 for tag in self.world.by_tag if tag in self._rtls_of)
+
     def announce(self) -> None:
         """Every device says `online` (retained), as real devices do when they connect."""
         for device_id in self.contexts:
@@ -297,6 +303,7 @@ class ScenarioPlayer:
             )
         for gateway, positions in batches.items():
             self._send(PositionsReading(device=gateway, ts=now, positions=tuple(positions)), gateway)
+            self.positions_sent += len(positions)
 
     def _vitals_of(self, w: Walker, mono: float) -> None:
         gateway = self._band_gateway_of.get(w.band or "")
