@@ -8,6 +8,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -210,31 +211,59 @@ class AlertWatcher:
     stop: threading.Event = field(default_factory=threading.Event)
     error: str | None = None
 
+    reconnects: int = 0
+
     def run(self) -> None:
+        """Follow the stream; if central drops it, reconnect and catch up from the alert list."""
         url = f"{self.central.rstrip('/')}/api/v1/stream"
-        try:
-            with (
-                httpx.Client(timeout=httpx.Timeout(10.0, read=None)) as client,
-                client.stream(
-                    "GET", url, headers={"Authorization": f"Bearer {self.token}", "Accept": "text/event-stream"}
-                ) as response,
-            ):
-                response.raise_for_status()
-                self.ready.set()
-                event = ""
-                for line in response.iter_lines():
-                    if self.stop.is_set():
-                        return
-                    if line.startswith("event:"):
-                        event = line[6:].strip()
-                    elif line.startswith("data:") and event == "alert":
-                        try:
-                            self.seen.append(Seen(time.time(), json.loads(line[5:])))
-                        except json.JSONDecodeError:
-                            log.warning("central sent an alert event that is not JSON: %.80s", line)
-        except httpx.HTTPError as exc:
-            self.error = f"{type(exc).__name__}: {exc}"
-            self.ready.set()
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": "text/event-stream"}
+        first = True
+        while not self.stop.is_set():
+            dropped_at = time.time()
+            try:
+                with (
+                    httpx.Client(timeout=httpx.Timeout(10.0, read=None)) as client,
+                    client.stream("GET", url, headers=headers) as response,
+                ):
+                    response.raise_for_status()
+                    if not first:
+                        self._catch_up(client, dropped_at)
+                    self.ready.set()
+                    self._follow(response)
+            except httpx.HTTPError as exc:
+                if first:
+                    self.error = f"{type(exc).__name__}: {exc}"
+                    self.ready.set()
+                    return
+                log.warning("central's alert stream failed (%s); reconnecting", exc)
+            first = False
+            self.reconnects += 1
+            self.stop.wait(0.5)
+
+    def _follow(self, response: httpx.Response) -> None:
+        event = ""
+        for line in response.iter_lines():
+            if self.stop.is_set():
+                return
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:") and event == "alert":
+                try:
+                    self.seen.append(Seen(time.time(), json.loads(line[5:])))
+                except json.JSONDecodeError:
+                    log.warning("central sent an alert event that is not JSON: %.80s", line)
+
+    def _catch_up(self, client: httpx.Client, since: float) -> None:
+        """Alerts changed while the stream was down, timed at when we learn of them (an upper bound)."""
+        params = {"since": datetime.fromtimestamp(since - 5, UTC).isoformat(), "limit": 200}
+        r = client.get(
+            f"{self.central.rstrip('/')}/api/v1/alerts",
+            params=params,
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
+        if r.status_code == 200:
+            now = time.time()
+            self.seen.extend(Seen(now, item) for item in reversed(r.json().get("items", [])))
 
 
 def _token(central: str, username: str, password: str) -> str:
