@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import logging
 import signal
+import sqlite3
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,9 @@ class EdgeAgent:
         self.outbox_path = Path(outbox_path)
         self.outbox = Outbox(self.outbox_path, max_bytes=int(self.edge.outbox_max_mb * 1024 * 1024))
         self._snapshots: OrderedDict[str, None] = OrderedDict()
+        self._unstored: list[AlertTransition] = []  # alert transitions the outbox could not take yet
+        self.unstored_dropped: dict[str, int] = {}  # non-alert items dropped on outbox write errors
+        self.outbox_error: str | None = None
         camera_devices = [d for d in self.devices if d.family is Family.CAMERA and d.url]
         self.cameras: CameraManager | None = None
         if cameras and camera_devices:
@@ -122,14 +126,59 @@ class EdgeAgent:
 
     # -- alerts first --------------------------------------------------------------------------
     def _emit(self, transitions: list[AlertTransition]) -> None:
-        """Outbox first, then log and wake the uplink."""
+        """Outbox first, then log and wake the uplink.
+
+        If the outbox cannot be written (disk full, I/O error) the transitions are held in memory
+        and retried every tick: the rule engine has already moved on, so dropping them here would
+        lose the alert for good.
+        """
         if not transitions:
             return
-        self.outbox.put_many([(Lane.ALERTS, "alerts", t.model_dump_json().encode()) for t in transitions])
-        self.alerts_sent += len(transitions)
-        self.uplink.notify()
         for t in transitions:
             log.info("alert %s %s %s %s: %s", t.rule, t.level, t.state, t.subject.id, t.title)
+        self._unstored.extend(transitions)
+        self._store_held()
+
+    def _store_held(self) -> None:
+        if not self._unstored:
+            return
+        held = list(self._unstored)
+        try:
+            self.outbox.put_many([(Lane.ALERTS, "alerts", t.model_dump_json().encode()) for t in held])
+        except sqlite3.Error as exc:
+            if self.outbox_error is None:
+                log.error(
+                    "OUTBOX WRITE FAILED (%s): %d alert transition(s) held in memory and retried every "
+                    "second; free disk space at %s",
+                    exc,
+                    len(held),
+                    self.outbox_path,
+                )
+            self.outbox_error = str(exc)
+            return
+        del self._unstored[: len(held)]
+        if self.outbox_error is not None:
+            log.warning("outbox writable again: %d held alert transition(s) stored", len(held))
+            self.outbox_error = None
+        self.alerts_sent += len(held)
+        self.uplink.notify()
+
+    def _put(self, lane: Lane, items: list[tuple[Lane, str, bytes]]) -> None:
+        """Write non-alert items; on a write failure count and drop them (they are not alerts)."""
+        try:
+            self.outbox.put_many(items)
+        except sqlite3.Error as exc:
+            self.unstored_dropped[lane.name.lower()] = self.unstored_dropped.get(lane.name.lower(), 0) + len(items)
+            if self.outbox_error is None:
+                log.error(
+                    "OUTBOX WRITE FAILED (%s): %s dropped; free disk space at %s",
+                    exc,
+                    lane.name.lower(),
+                    self.outbox_path,
+                )
+            self.outbox_error = str(exc)
+            return
+        self.uplink.notify()
 
     def _on_readings(self, readings: list[Reading]) -> None:
         now = self.clock.now()
@@ -148,8 +197,8 @@ class EdgeAgent:
         if not bodies:
             return
         lanes = {"events": Lane.EVENTS, "telemetry": Lane.TELEMETRY}
-        self.outbox.put_many([(lanes[kind], kind, body) for kind, body in bodies])
-        self.uplink.notify()
+        for kind, body in bodies:
+            self._put(lanes[kind], [(lanes[kind], kind, body)])
 
     # -- cameras ---------------------------------------------------------------------------------
     def _observation_from_thread(self, camera_id: str, obs: CameraObservation) -> None:
@@ -177,7 +226,7 @@ class EdgeAgent:
             return None
         sha = hashlib.sha256(jpeg).hexdigest()
         if sha not in self._snapshots:
-            self.outbox.put(Lane.SNAPSHOTS, f"snapshots/{sha}", jpeg)
+            self._put(Lane.SNAPSHOTS, [(Lane.SNAPSHOTS, f"snapshots/{sha}", jpeg)])
             self._snapshots[sha] = None
             while len(self._snapshots) > SNAPSHOT_MEMORY:
                 self._snapshots.popitem(last=False)
@@ -200,7 +249,7 @@ class EdgeAgent:
             return
         result, transitions = self.rules.on_command(name, cmd, self.clock.now())
         self._emit(transitions)
-        self.outbox.put(Lane.CMD_RESULTS, "cmd_result", result.model_dump_json().encode())
+        self._put(Lane.CMD_RESULTS, [(Lane.CMD_RESULTS, "cmd_result", result.model_dump_json().encode())])
         self.uplink.notify()
         log.info("command %s %s: ok=%s", name, result.request_id, result.ok)
 
@@ -208,7 +257,7 @@ class EdgeAgent:
         if not isinstance(request_id, str) or not 1 <= len(request_id) <= 64:
             return  # nobody to answer: central matches results by request_id
         body = CmdResult(request_id=request_id, ok=ok, result=result)
-        self.outbox.put(Lane.CMD_RESULTS, "cmd_result", body.model_dump_json().encode())
+        self._put(Lane.CMD_RESULTS, [(Lane.CMD_RESULTS, "cmd_result", body.model_dump_json().encode())])
         self.uplink.notify()
 
     # -- periodic work ---------------------------------------------------------------------------
@@ -216,14 +265,14 @@ class EdgeAgent:
         now = self.clock.now()
         if mono - last["rules"] >= RULE_TICK_S:
             last["rules"] = mono
+            self._store_held()
             try:
                 self._emit(self.rules.on_tick(now))
             except Exception:
                 log.exception("rule engine tick failed")
             devices = self.health.body_if_due(now)
             if devices is not None:
-                self.outbox.put(Lane.DEVICES, "devices", devices.model_dump_json().encode())
-                self.uplink.notify()
+                self._put(Lane.DEVICES, [(Lane.DEVICES, "devices", devices.model_dump_json().encode())])
         if self.batcher.due(mono):
             self._flush_batches()
         if mono - last["save"] >= SAVE_EVERY_S:
@@ -302,6 +351,9 @@ class EdgeAgent:
                 "path": str(self.outbox_path),
                 "depth": self.outbox.depth() if not self._closed else {},
                 "telemetry_dropped": self.outbox.telemetry_dropped,
+                "write_error": self.outbox_error,
+                "alerts_held_in_memory": len(self._unstored),
+                "dropped_on_write_error": dict(self.unstored_dropped),
             },
             "alerts": {"active": len(self.rules.active_alerts()), "sent": self.alerts_sent},
             "batching": {

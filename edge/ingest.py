@@ -201,6 +201,10 @@ class Ingest:
         backoff = BACKOFF_MIN_S
         while True:
             client = async_client(self.broker, self.client_id, persistent=True)
+            # paho would PUBACK a QoS 1 message as soon as it arrives; a crash before the readings
+            # reach the outbox would then lose it for good (the broker counts it delivered). We ack
+            # only after handle() has run the rules and written the outbox.
+            client._client.manual_ack_set(True)
             try:
                 async with client:
                     await self._subscribe(client)
@@ -209,6 +213,7 @@ class Ingest:
                     backoff = BACKOFF_MIN_S
                     async for message in client.messages:
                         self.handle(message.topic.value, _payload_bytes(message.payload))
+                        client._client.ack(message.mid, message.qos)
             except aiomqtt.MqttError as exc:
                 was_connected = self.stats.connected
                 self.stats.connected = False

@@ -102,7 +102,7 @@ class MqttPublisher:
         self.sent += 1
         self._pending.append(info)
         if len(self._pending) > 10_000:
-            self._pending = deque(i for i in self._pending if not i.is_published())
+            self._pending = deque(i for i in self._pending if not _published(i))
 
     def drop(self, seconds: float) -> None:
         with self._lock:
@@ -133,13 +133,21 @@ class MqttPublisher:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            if not info.is_published():
-                try:
-                    info.wait_for_publish(remaining)
-                except (RuntimeError, ValueError):  # never queued: the link was down
-                    continue
+            if not _published(info):
+                # published while the link was down (rc NO_CONN): paho queued it and sends it after
+                # reconnecting, but wait_for_publish refuses such a message; poll instead
+                while not _published(info) and time.monotonic() < deadline:
+                    time.sleep(0.01)
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def _published(info: paho.MQTTMessageInfo) -> bool:
+    """Acknowledged by the broker; paho raises for messages queued while disconnected, so ask safely."""
+    try:
+        return bool(info.is_published())
+    except (RuntimeError, ValueError):
+        return info._published  # the flag paho sets when the PUBACK arrives, whatever rc said
 
 
 @dataclass
