@@ -1,5 +1,6 @@
 """GPS geometry: WGS84 polygons projected to local metres (equirectangular around the centroid),
-accurate to well under a metre over the few kilometres a geofence spans."""
+accurate to well under a metre over the few kilometres a geofence spans. Longitudes are taken
+modulo 360°, so a zone or fix across the antimeridian (Fiji's Taveuni, Chukotka) stays local."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ class GpsPolygon:
     @classmethod
     def from_ring(cls, ring: Sequence[tuple[float, float]]) -> GpsPolygon:
         lat0 = sum(p[0] for p in ring) / len(ring)
-        lon0 = sum(p[1] for p in ring) / len(ring)
+        ref = ring[0][1]  # average the longitudes as offsets from one vertex, not across ±180°
+        lon0 = _wrap(ref + sum(_wrap(p[1] - ref) for p in ring) / len(ring))
         poly = Polygon([_project(lat, lon, lat0, lon0) for lat, lon in ring])
         shapely.prepare(poly)
         return cls(lat0, lon0, poly)
@@ -40,9 +42,18 @@ class GpsPolygon:
         return -dist if self.polygon.contains(point) else dist
 
 
+def _wrap(dlon: float) -> float:
+    """A longitude (difference) in [-180, 180]; unchanged, bit for bit, when already in range."""
+    if dlon > 180:
+        return dlon - 360 * math.ceil((dlon - 180) / 360)
+    if dlon < -180:
+        return dlon + 360 * math.ceil((-180 - dlon) / 360)
+    return dlon
+
+
 def _project(lat: float, lon: float, lat0: float, lon0: float) -> tuple[float, float]:
     k = math.pi / 180 * EARTH_RADIUS_M
-    return (lon - lon0) * k * math.cos(math.radians(lat0)), (lat - lat0) * k
+    return _wrap(lon - lon0) * k * math.cos(math.radians(lat0)), (lat - lat0) * k
 
 
 def outside_inclusion(zones: Sequence[GpsPolygon], lat: float, lon: float, acc_m: float) -> bool:

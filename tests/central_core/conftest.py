@@ -1,4 +1,5 @@
-"""Every central_core test runs against SQLite (a temp file) and PostgreSQL (a fresh database)."""
+"""Every central_core test runs against SQLite (a temp file) and PostgreSQL (a fresh database on the
+`postgres_server` fixture's server: the machine's, or a throwaway cluster)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from sqlalchemy.engine import make_url
 
 from central.service import CentralService
 from central.store.db import Database, open_database
@@ -20,9 +22,7 @@ from gridwatch.config.models import SiteConfig
 from gridwatch.contract.base import new_event_id
 from gridwatch.contract.enums import Condition, Level, UserRole
 from gridwatch.contract.uplink import AlertTransition, Subject
-
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+from tests.conftest import libpq_url
 
 SITE: dict[str, Any] = {
     "site": {"id": "s1"},
@@ -75,14 +75,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'central.db'}"
         return
+    admin_url: str = request.getfixturevalue("postgres_server")  # started only when a PG test runs
+    admin = libpq_url(admin_url)
     name = f"gridwatch_test_{secrets.token_hex(6)}"
     try:
-        with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5) as conn:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')  # name is generated here, never from input
     except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL at 127.0.0.1:5432 (user postgres, trust auth) is not reachable: {exc}", pytrace=False)
-    yield PG_URL.format(name=name)
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        pytest.fail(f"PostgreSQL at {make_url(admin_url).render_as_string()} is not reachable: {exc}", pytrace=False)
+    yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
