@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from central.api import api_router, health
 from central.auth import LoginThrottle
 from central.commands import Commands
-from central.ingest import Ingest
+from central.ingest import Ingest, Mode
 from central.metrics import Metrics
 from central.service import CentralService
 from central.settings import Settings, ensure_sqlite_dir
@@ -72,6 +72,11 @@ async def _tick(service: CentralService, clock: Clock, period: float) -> None:
         except Exception:  # a failing tick must not stop escalation for good; it is retried next period
             log.exception("service tick failed")
         await asyncio.sleep(period)
+
+
+def _ingest_mode(settings: Settings) -> Mode:
+    """Role "ingest" always shares the uplink; role "all" only with GRIDWATCH_INGEST_SHARED=1."""
+    return "shared" if settings.shared_ingest or settings.role == "ingest" else "direct"
 
 
 def _open_tsdb(settings: Settings) -> TimeSeriesStore:
@@ -143,10 +148,19 @@ def create_app(settings: Settings, *, clock: Clock | None = None, tsdb: TimeSeri
         try:
             await store.start()
             app.state.service, app.state.tsdb = service, store
-            ingest = Ingest(settings, service, store, commands, metrics, full=settings.role != "api")
+            if settings.role == "api":
+                ingest = Ingest(settings, service, store, commands, metrics, mode="commands")
+            else:
+                ingest = Ingest(settings, service, store, commands, metrics, mode=_ingest_mode(settings))
             app.state.ingest = ingest
             tasks.append(asyncio.create_task(ingest.run(), name="central-ingest"))
-            if settings.role != "api":  # one tick owner per site: the ingest (or all-in-one) process
+            if settings.role == "all" and ingest.mode == "shared":
+                # a shared subscription may hand our commands' cmd_results to another worker: hear
+                # them on a plain subscription of our own (docs/scale-out.md)
+                listener = Ingest(settings, service, store, commands, metrics, mode="commands", primary=False)
+                app.state.cmd_listener = listener
+                tasks.append(asyncio.create_task(listener.run(), name="central-cmd-results"))
+            if settings.role != "api":  # every ingest worker ticks: each timer step re-checks under a row lock
                 tasks.append(asyncio.create_task(_tick(service, clock, settings.tick_s), name="central-tick"))
             log.info("central %s for site '%s' (role %s) started", __version__, settings.site.site.id, settings.role)
             yield
@@ -172,7 +186,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, tsdb: TimeSeri
     app.state.broadcaster = broadcaster
     app.state.commands = commands
     app.state.throttle = LoginThrottle(settings.login_failures_per_minute, 60.0)
-    app.state.service = app.state.tsdb = app.state.ingest = None
+    app.state.service = app.state.tsdb = app.state.ingest = app.state.cmd_listener = None
     _install_error_handlers(app)
     app.add_middleware(_Latency, metrics=metrics)
     if settings.dev:  # a console served by a dev server on another port

@@ -56,21 +56,36 @@ def run(
     role: Annotated[
         str, typer.Option(help="all: API+ingest+timers; ingest: ingest+timers (health only); api: HTTP only")
     ] = "all",
-    dev: Annotated[bool, typer.Option("--dev", help="Debug logging, CORS for localhost consoles")] = False,
+    dev: Annotated[
+        bool,
+        typer.Option(
+            "--dev",
+            help="Debug logging, CORS for localhost consoles; a throwaway token key if GRIDWATCH_SECRET_KEY is unset",
+        ),
+    ] = False,
+    worker: Annotated[
+        str | None,
+        typer.Option(
+            help="Stable ingest worker id (1, 2, …; default $GRIDWATCH_INGEST_WORKER): one persistent broker "
+            "session per id, so a restarted worker gets back what the broker queued for it",
+        ),
+    ] = None,
 ) -> None:
     """Run central: the warning API, the SSE stream, the uplink ingest and the console."""
     import uvicorn
 
     from central.app import create_app
-    from central.settings import Settings, parse_bind
+    from central.settings import MissingSecretKey, Settings, parse_bind
 
     if role not in ("all", "ingest", "api"):
         _fail(f"--role must be all, ingest or api (not {role!r})")
     _setup_logging(dev)
     site = _site(config)
     try:
-        settings = Settings.from_site(site, bind=bind, role=role, dev=dev)  # type: ignore[arg-type]
+        settings = Settings.from_site(site, bind=bind, role=role, dev=dev, worker=worker)  # type: ignore[arg-type]
         host, port = parse_bind(settings.bind)
+    except MissingSecretKey as exc:
+        _fail(f"error: {exc}; central did not start")
     except ValueError as exc:
         _fail(f"error: {exc}")
     uvicorn.run(

@@ -4,7 +4,22 @@ Delivery guarantee: the client turns paho's automatic PUBACK off (`manual_ack`),
 one at a time in arrival order and acknowledges a QoS 1 message only after the service has
 committed it (and the time-series points are queued). The session is persistent
 (clean_start=False, stable client id), so a message that was not acknowledged when central
-stopped or lost the broker is delivered again; the service drops repeats by `event_id`.
+stopped or lost the broker is delivered again; the service drops repeats by `event_id` (a
+UNIQUE/primary key in the database, so any number of workers may race on the same event).
+
+Three modes (docs/scale-out.md):
+
+- ``direct`` (role "all"): one persistent session `{mqtt_identifier}` on `gridwatch/v1/{site}/+/+`
+  and `…/+/snapshots/+`; it also answers the API's waiting commands and publishes commands.
+- ``shared`` (role "ingest", or "all" with GRIDWATCH_INGEST_SHARED=1): the same topics through the
+  MQTT 5 shared subscription `$share/gridwatch-central-{site}/…`, so the broker splits the uplink
+  between every worker of the site. Client id `{mqtt_identifier}-ingest-{worker}`; with a worker id
+  (GRIDWATCH_INGEST_WORKER / --worker) the session is persistent, without one the client id is
+  unique per process and the session is clean (Mosquitto keeps queueing a shared group's share for
+  an offline persistent member, so a random id must not leave a session behind).
+- ``commands`` (role "api", and next to ``shared`` in role "all"): a plain, non-shared, clean
+  session on `gridwatch/v1/{site}/+/cmd_result` that completes the requests this process waits for
+  and publishes its commands. cmd_results are *stored* by whichever ingest worker receives them.
 """
 
 from __future__ import annotations
@@ -12,9 +27,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import re
+import socket
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 import aiomqtt
 from pydantic import ValidationError
@@ -41,6 +58,8 @@ from gridwatch.mqtt import async_client, describe_connect_error
 
 log = logging.getLogger(__name__)
 
+Mode = Literal["direct", "shared", "commands"]
+
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _RETRIES = 3  # transient failures (a locked database) are retried before the message is given up
 
@@ -52,7 +71,7 @@ class Malformed(ValueError):
 
 
 class Ingest:
-    """Owns the uplink broker connection: subscribes, processes, acknowledges, reconnects with backoff."""
+    """Owns one uplink broker connection: subscribes, processes, acknowledges, reconnects with backoff."""
 
     def __init__(
         self,
@@ -62,7 +81,9 @@ class Ingest:
         commands: Commands,
         metrics: Metrics,
         *,
+        mode: Mode | None = None,
         full: bool = True,
+        primary: bool = True,
     ) -> None:
         self.settings = settings
         self.site = settings.site
@@ -70,21 +91,48 @@ class Ingest:
         self.tsdb = tsdb
         self.commands = commands
         self.metrics = metrics
-        self.full = full  # False (role "api"): only cmd_result, with a throw-away session
+        if mode is None:  # the older switch: full=False is the API's cmd_result listener
+            mode = ("shared" if settings.shared_ingest else "direct") if full else "commands"
+        self.mode: Mode = mode
+        self.full = mode != "commands"
+        # the process's main connection: it drives broker_connected and counts rejected messages
+        # (a secondary cmd_result listener would count them a second time)
+        self.primary = primary
         self.connected = False
+        self.identifier = self._identifier()
+        self._rejected_edges: set[tuple[str, str]] = set()  # (edge, reason) already logged
+
+    def _identifier(self) -> str:
+        base = self.settings.mqtt_identifier
+        if self.mode == "direct":
+            return base
+        if self.mode == "commands":
+            return f"{base}-api-{uuid.uuid4().hex[:8]}"
+        if self.settings.ingest_worker:
+            return f"{base}-ingest-{self.settings.ingest_worker}"
+        host = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:24]
+        return f"{base}-ingest-{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+    @property
+    def persistent(self) -> bool:
+        return self.mode == "direct" or (self.mode == "shared" and bool(self.settings.ingest_worker))
+
+    @property
+    def publishes_commands(self) -> bool:
+        """Whether this connection sends the API's commands and completes their waits."""
+        return self.mode != "shared"
 
     def topics(self) -> list[str]:
         root = f"gridwatch/v1/{self.site.site.id}"
-        if not self.full:
+        if self.mode == "commands":
             return [f"{root}/+/{UplinkKind.CMD_RESULT}"]
-        return [f"{root}/+/+", f"{root}/+/{UplinkKind.SNAPSHOTS}/+"]
+        topics = [f"{root}/+/+", f"{root}/+/{UplinkKind.SNAPSHOTS}/+"]
+        if self.mode == "shared":
+            return [f"$share/{self.settings.share_group}/{t}" for t in topics]
+        return topics
 
     def _client(self) -> aiomqtt.Client:
-        if self.full:
-            client = async_client(self.settings.uplink_broker, self.settings.mqtt_identifier, persistent=True)
-        else:
-            identifier = f"{self.settings.mqtt_identifier}-api-{uuid.uuid4().hex[:8]}"
-            client = async_client(self.settings.uplink_broker, identifier, persistent=False)
+        client = async_client(self.settings.uplink_broker, self.identifier, persistent=self.persistent)
         # paho would PUBACK as soon as the message is queued; we ack after processing (see module doc).
         client._client.manual_ack_set(True)
         return client
@@ -100,7 +148,14 @@ class Ingest:
                     for topic in self.topics():
                         await client.subscribe(topic, qos=1)
                     self._set_connected(True, client)
-                    log.info("ingest connected to %s, subscribed to %s", url.redacted(), ", ".join(self.topics()))
+                    log.info(
+                        "ingest (%s, client id %s%s) connected to %s, subscribed to %s",
+                        self.mode,
+                        self.identifier,
+                        ", persistent session" if self.persistent else "",
+                        url.redacted(),
+                        ", ".join(self.topics()),
+                    )
                     backoff = 1.0
                     async for message in client.messages:
                         payload = message.payload
@@ -116,7 +171,10 @@ class Ingest:
 
     def _set_connected(self, up: bool, client: aiomqtt.Client | None) -> None:
         self.connected = up
-        self.metrics.broker_connected.set(1 if up else 0)
+        if self.primary:
+            self.metrics.broker_connected.set(1 if up else 0)
+        if not self.publishes_commands:
+            return
         if client is None:
             self.commands.attach(None)
             return
@@ -132,13 +190,13 @@ class Ingest:
         try:
             edge, kind, body = self._parse(topic, payload)
         except Malformed as exc:
-            self.metrics.malformed.labels(exc.reason).inc()
-            log.warning("rejected uplink message on %s (%d bytes): %s: %s", topic, len(payload), exc.reason, exc)
+            self._reject(topic, payload, exc)
             return
         for attempt in range(1, _RETRIES + 1):
             try:
                 await self._dispatch(edge, kind, body)
-                self.metrics.ingested.labels(kind).inc()
+                if self.primary:
+                    self.metrics.ingested.labels(kind).inc()
                 return
             except asyncio.CancelledError:
                 raise
@@ -150,6 +208,29 @@ class Ingest:
                     )
                     return
                 await asyncio.sleep(0.2 * attempt)
+
+    def _reject(self, topic: str, payload: bytes, exc: Malformed) -> None:
+        """Count every rejected message; log the first one per (edge, reason) as a warning, the rest at debug."""
+        if not self.primary:
+            return
+        self.metrics.malformed.labels(exc.reason).inc()
+        parts = split_uplink_topic(topic)
+        edge = parts[1] if parts is not None else "?"
+        key = (edge, exc.reason)
+        if key in self._rejected_edges:
+            log.debug("rejected uplink message on %s (%d bytes): %s: %s", topic, len(payload), exc.reason, exc)
+            return
+        self._rejected_edges.add(key)
+        log.warning(
+            "rejected uplink message on %s (%d bytes): %s: %s (further '%s' rejections from edge '%s' are only "
+            "counted in gridwatch_central_ingest_malformed_total)",
+            topic,
+            len(payload),
+            exc.reason,
+            exc,
+            exc.reason,
+            edge,
+        )
 
     def _parse(self, topic: str, payload: bytes) -> tuple[str, str, Any]:
         parts = split_uplink_topic(topic)
@@ -176,8 +257,11 @@ class Ingest:
             where = ".".join(str(p) for p in first["loc"])
             reason = "not_json" if first["type"] == "json_invalid" else "schema"
             raise Malformed(reason, f"{where}: {first['msg']}" if where else first["msg"]) from None
-        if isinstance(body, AlertTransition) and (body.edge != edge or body.site != site):
-            raise Malformed("edge_mismatch", f"alert names site/edge {body.site}/{body.edge}, topic says {site}/{edge}")
+        if isinstance(body, AlertTransition):
+            if body.site != site:
+                raise Malformed("site_mismatch", f"alert names site '{body.site}', topic says '{site}'")
+            if body.edge != edge:
+                raise Malformed("edge_mismatch", f"alert names edge '{body.edge}', topic says '{edge}'")
         return edge, kind, body
 
     async def _dispatch(self, edge: str, kind: str, body: Any) -> None:
@@ -187,8 +271,10 @@ class Ingest:
             if not await asyncio.to_thread(service.ingest_snapshot, edge, sha, jpeg):
                 self.metrics.duplicates.labels(kind).inc()
         elif isinstance(body, CmdResult):
-            self.commands.resolve(edge, body)
-            await asyncio.to_thread(service.ingest_cmd_result, edge, body)
+            if self.publishes_commands:  # this process may be the one waiting for it
+                self.commands.resolve(edge, body)
+            if self.mode != "commands":  # stored once, by the ingest worker that receives it
+                await asyncio.to_thread(service.ingest_cmd_result, edge, body)
         elif isinstance(body, AlertTransition):
             if await asyncio.to_thread(service.ingest_alert, edge, body):
                 self.metrics.alerts.labels(str(body.level)).inc()

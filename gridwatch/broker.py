@@ -52,7 +52,12 @@ def edge_acl(edge_id: str) -> list[str]:
     ]
 
 
-CENTRAL_ACL = ["topic read gridwatch/v1/#", "topic write gridwatch/v1/+/+/cmd/#", "topic read $share/#"]
+# Central's ingest workers subscribe through `$share/gridwatch-central-{site}/gridwatch/v1/…`.
+# Mosquitto 2.0 checks a shared subscription, and each delivery, against the topic without its
+# `$share/{group}/` prefix, so `topic read gridwatch/v1/#` is what allows it; a `$share/#` line
+# would let the SUBSCRIBE through yet deliver nothing (measured with Mosquitto 2.0.11,
+# tests/central_ingest/test_shared_ingest.py).
+CENTRAL_ACL = ["topic read gridwatch/v1/#", "topic write gridwatch/v1/+/+/cmd/#"]
 DEVICES_ACL = ["topic readwrite site/#"]
 ADMIN_ACL = ["topic readwrite #"]
 

@@ -1,0 +1,1 @@
+"""Central ingest: shared subscriptions across workers, rejection of mismatched uplinks, secret key."""
