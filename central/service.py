@@ -10,6 +10,7 @@ transactions. Events for SSE are published only after the transaction that cause
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -122,6 +123,7 @@ class CentralService:
         until: datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        grids: Collection[str] | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         return self._queries.list_alerts(
             state=state,
@@ -135,6 +137,7 @@ class CentralService:
             until=until,
             limit=limit,
             cursor=cursor,
+            grids=grids,
         )
 
     def get_alert(self, alert_id: str) -> dict[str, Any]:

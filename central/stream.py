@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import date, datetime
 from enum import Enum
 from typing import Annotated, Any
@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from central.api.deps import stream_filter
 from central.auth import require_or_query
 from central.metrics import Metrics
 from central.workflow import Actor
@@ -32,12 +33,17 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
-class _Client:
-    __slots__ = ("dropped", "queue")
+Accept = Callable[[str, Any], bool]
+"""Per client: whether it receives (event, data); see `central.api.deps.stream_filter`."""
 
-    def __init__(self, size: int) -> None:
+
+class _Client:
+    __slots__ = ("accept", "dropped", "queue")
+
+    def __init__(self, size: int, accept: Accept | None = None) -> None:
         self.queue: asyncio.Queue[tuple[str, str] | None] = asyncio.Queue(maxsize=size)
         self.dropped = False
+        self.accept = accept
 
 
 class Broadcaster:
@@ -68,12 +74,14 @@ class Broadcaster:
             return
         text = json.dumps(data, default=_default, separators=(",", ":"))
         try:
-            loop.call_soon_threadsafe(self._fanout, event, text)
+            loop.call_soon_threadsafe(self._fanout, event, text, data)
         except RuntimeError:  # the loop closed between the check and the call (shutdown)
             return
 
-    def _fanout(self, event: str, text: str) -> None:
+    def _fanout(self, event: str, text: str, data: Any = None) -> None:
         for client in list(self._clients):
+            if client.accept is not None and not client.accept(event, data):
+                continue
             try:
                 client.queue.put_nowait((event, text))
             except asyncio.QueueFull:
@@ -89,9 +97,12 @@ class Broadcaster:
         client.queue.put_nowait(None)
         log.warning("dropped a slow SSE client (%d events queued unread)", self.queue_size)
 
-    def open(self) -> _Client:
-        """Register a client now (before its stream starts), so no event published after this is missed."""
-        client = _Client(self.queue_size)
+    def open(self, accept: Accept | None = None) -> _Client:
+        """Register a client now (before its stream starts), so no event published after this is missed.
+
+        `accept(event, data)`, if given, decides which events this client receives (an officer's grids).
+        """
+        client = _Client(self.queue_size, accept)
         self._clients.add(client)
         self.metrics.sse_clients.set(len(self._clients))
         return client
@@ -123,10 +134,11 @@ router = APIRouter(tags=["stream"])
 async def stream(request: Request, actor: Annotated[Actor, Depends(require_or_query())]) -> EventSourceResponse:
     """Server-Sent Events: `alert` (an alert item on every change), `escalation`, `device`, `edge`; ping every 15 s.
 
-    The token may be given as `?access_token=` because EventSource cannot send headers.
+    The token may be given as `?access_token=` because EventSource cannot send headers. An officer
+    receives `alert` events of their own grids only, and no `escalation` notices.
     """
     broadcaster: Broadcaster = request.app.state.broadcaster
-    client = broadcaster.open()
+    client = broadcaster.open(stream_filter(request.app.state.settings, actor))
 
     async def events() -> AsyncIterator[ServerSentEvent]:
         try:

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Response
 
-from central.api.deps import ServiceDep
+from central.api.deps import AlertScope, ServiceDep, alert_visible
 from central.api.schemas import (
     AlertItem,
     AlertList,
@@ -34,10 +34,24 @@ def _may(command: Command) -> Any:
     return Depends(require(*sorted(ALLOWED_ROLES[command])))
 
 
+def _in_scope(service: ServiceDep, scope: frozenset[str] | None, alert_id: str) -> dict[str, Any] | None:
+    """An officer's alert outside their grids is answered 404, exactly as one that does not exist.
+
+    Returns the alert detail when it had to be read (officers only), else None.
+    """
+    if scope is None:
+        return None
+    alert: dict[str, Any] = service.get_alert(alert_id)
+    if not alert_visible(scope, alert):
+        raise HTTPException(404, f"no alert {alert_id!r}")
+    return alert
+
+
 @router.get("/alerts", response_model=AlertList)
 def list_alerts(
     service: ServiceDep,
     _actor: AnyUser,
+    scope: AlertScope,
     state: Annotated[WorkflowState | None, Query(description="Workflow state")] = None,
     level: Level | None = None,
     rule: Annotated[str | None, Query(max_length=64)] = None,
@@ -50,7 +64,10 @@ def list_alerts(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
 ) -> dict[str, Any]:
-    """Alerts, newest first, filtered; page with `cursor` = the previous answer's `next_cursor`."""
+    """Alerts, newest first, filtered; page with `cursor` = the previous answer's `next_cursor`.
+
+    An officer gets only the alerts of their own grids (`central.users[].grids`).
+    """
     items, next_cursor = service.list_alerts(
         state=state,
         level=level,
@@ -63,14 +80,15 @@ def list_alerts(
         until=until,
         limit=limit,
         cursor=cursor,
+        grids=scope,
     )
     return {"items": items, "next_cursor": next_cursor}
 
 
 @router.get("/alerts/{alert_id}", responses={404: ERRORS[404]})
-def get_alert(alert_id: AlertId, service: ServiceDep, _actor: AnyUser) -> dict[str, Any]:
-    """The alert with its transitions, workflow history, evidence and response plan."""
-    alert: dict[str, Any] | None = service.get_alert(alert_id)
+def get_alert(alert_id: AlertId, service: ServiceDep, _actor: AnyUser, scope: AlertScope) -> dict[str, Any]:
+    """The alert with its transitions, workflow history, evidence and response plan (404 outside an officer's grids)."""
+    alert: dict[str, Any] | None = _in_scope(service, scope, alert_id) or service.get_alert(alert_id)
     if alert is None:
         raise HTTPException(404, f"no alert '{alert_id}'")
     AlertItem.model_validate(alert)  # the detail is an item plus more; a broken item is a bug here, not later
@@ -82,27 +100,39 @@ def ack(
     alert_id: AlertId,
     service: ServiceDep,
     actor: Annotated[Actor, _may(Command.ACK)],
+    scope: AlertScope,
     body: Annotated[NoteBody | None, Body()] = None,
 ) -> dict[str, Any]:
     """Acknowledge (new → acknowledged)."""
+    _in_scope(service, scope, alert_id)
     result: dict[str, Any] = service.ack(alert_id, actor, note=body.note if body else None)
     return result
 
 
 @router.post("/alerts/{alert_id}/dispatch", response_model=AlertItem, responses=ERRORS)
 def dispatch(
-    alert_id: AlertId, body: DispatchBody, service: ServiceDep, actor: Annotated[Actor, _may(Command.DISPATCH)]
+    alert_id: AlertId,
+    body: DispatchBody,
+    service: ServiceDep,
+    actor: Annotated[Actor, _may(Command.DISPATCH)],
+    scope: AlertScope,
 ) -> dict[str, Any]:
     """Send an officer (new/acknowledged → dispatched; ack may be skipped)."""
+    _in_scope(service, scope, alert_id)
     result: dict[str, Any] = service.dispatch(alert_id, actor, body.officer, note=body.note)
     return result
 
 
 @router.post("/alerts/{alert_id}/resolve", response_model=AlertItem, responses=ERRORS)
 def resolve(
-    alert_id: AlertId, body: ResolveBody, service: ServiceDep, actor: Annotated[Actor, _may(Command.RESOLVE)]
+    alert_id: AlertId,
+    body: ResolveBody,
+    service: ServiceDep,
+    actor: Annotated[Actor, _may(Command.RESOLVE)],
+    scope: AlertScope,
 ) -> dict[str, Any]:
     """Resolve with a resolution (real, nuisance, false, test); unchecked response-plan steps are recorded."""
+    _in_scope(service, scope, alert_id)
     result: dict[str, Any] = service.resolve(alert_id, actor, body.resolution, body.note, steps_done=body.steps_done)
     return result
 
@@ -112,27 +142,39 @@ def close(
     alert_id: AlertId,
     service: ServiceDep,
     actor: Annotated[Actor, _may(Command.CLOSE)],
+    scope: AlertScope,
     body: Annotated[NoteBody | None, Body()] = None,
 ) -> dict[str, Any]:
     """Close a resolved alert (supervisor or admin; a high alert only once its condition has cleared)."""
+    _in_scope(service, scope, alert_id)
     result: dict[str, Any] = service.close(alert_id, actor, note=body.note if body else None)
     return result
 
 
 @router.post("/alerts/{alert_id}/shelve", response_model=AlertItem, responses=ERRORS)
 def shelve(
-    alert_id: AlertId, body: ShelveBody, service: ServiceDep, actor: Annotated[Actor, _may(Command.SHELVE)]
+    alert_id: AlertId,
+    body: ShelveBody,
+    service: ServiceDep,
+    actor: Annotated[Actor, _may(Command.SHELVE)],
+    scope: AlertScope,
 ) -> dict[str, Any]:
     """Shelve until a time; the alert then returns to its previous state."""
+    _in_scope(service, scope, alert_id)
     result: dict[str, Any] = service.shelve(alert_id, actor, body.until, body.reason)
     return result
 
 
 @router.post("/alerts/{alert_id}/comment", response_model=AlertItem, responses=ERRORS)
 def comment(
-    alert_id: AlertId, body: CommentBody, service: ServiceDep, actor: Annotated[Actor, _may(Command.COMMENT)]
+    alert_id: AlertId,
+    body: CommentBody,
+    service: ServiceDep,
+    actor: Annotated[Actor, _may(Command.COMMENT)],
+    scope: AlertScope,
 ) -> dict[str, Any]:
     """Add a note to the workflow history (the state does not change)."""
+    _in_scope(service, scope, alert_id)
     result: dict[str, Any] = service.comment(alert_id, actor, body.note)
     return result
 

@@ -7,7 +7,7 @@ session closes, so nothing returned can lazily touch the database later.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -69,8 +69,12 @@ class Queries:
         until: datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        grids: Collection[str] | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """Alerts newest first by last_change; `since`/`until` bound last_change; `state` is the workflow state."""
+        """Alerts newest first by last_change; `since`/`until` bound last_change; `state` is the workflow state.
+
+        `grids` (an officer's own grids) keeps only alerts of those grids; None means no such limit.
+        """
         check_limit(limit)
         require_aware("since", since)
         require_aware("until", until)
@@ -86,6 +90,8 @@ class Queries:
         ):
             if value is not None:
                 query = query.where(column == str(value))
+        if grids is not None:
+            query = query.where(Alert.grid.in_(sorted(grids)))
         if since is not None:
             query = query.where(Alert.last_change >= since)
         if until is not None:

@@ -42,6 +42,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ADMIN_PASSWORD = "console-admin-password"
+OFFICER_PASSWORD = "console-officer-password"  # every officer of configs/demo-site.yaml (off-li: grid w1-g1)
+SUPERVISOR_PASSWORD = "console-supervisor-password"  # sup-wang, sup-huang
+ENGINEER_PASSWORD = "console-engineer-password"  # eng-ma
+CMD_TIMEOUT_S = 1.0  # no edge answers commands here: a roll call gets its 504 quickly
 SITE = "demo-prison"
 EDGE = "edge-w1"
 
@@ -50,6 +54,9 @@ EDGE = "edge-w1"
 class Central:
     url: str
     admin_password: str
+    officer_password: str = OFFICER_PASSWORD
+    supervisor_password: str = SUPERVISOR_PASSWORD
+    engineer_password: str = ENGINEER_PASSWORD
 
 
 def _wait_started(server: uvicorn.Server, thread: threading.Thread, timeout: float) -> None:
@@ -77,11 +84,15 @@ def central(mosquitto: Mosquitto, tmp_path_factory: pytest.TempPathFactory) -> I
         "GRIDWATCH_TSDB_URL": f"sqlite:///{tmp / 'tsdb.db'}",
         "GRIDWATCH_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "GRIDWATCH_SECRET_KEY": uuid.uuid4().hex + uuid.uuid4().hex,
+        "GW_OFFICER_PASSWORD": OFFICER_PASSWORD,
+        "GW_SUPERVISOR_PASSWORD": SUPERVISOR_PASSWORD,
+        "GW_ENGINEER_PASSWORD": ENGINEER_PASSWORD,
     }
     site = load_site(DEMO_SITE, env=env)
     settings = Settings.from_site(site, env, bind=f"127.0.0.1:{port}").with_(
         # a session of our own on the shared broker: no redelivery from other tests' centrals
         mqtt_identifier=f"console-test-{uuid.uuid4().hex[:8]}",
+        cmd_timeout_s=CMD_TIMEOUT_S,
     )
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=3

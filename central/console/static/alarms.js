@@ -1,5 +1,8 @@
-// The live alarm list: a store of alert items, sorting, filters, selection, title count and tone.
-import { h, levelBadge, levelRank, wfState, fmtTime } from "./util.js";
+// The live alarm list: a store of alert items, sorting, filters, selection, title count, tone and mute.
+import { t } from "./i18n.js";
+import { h, levelBadge, levelRank, wfState, wfText, fmtTime, mmss } from "./util.js";
+
+export const MUTE_MS = 5 * 60 * 1000;
 
 export const store = new Map(); // id -> alert item
 let selectedId = null;
@@ -77,9 +80,9 @@ export function render() {
   list.replaceChildren(...rows);
   document.getElementById("alarm-empty").hidden = items.length > 0;
   const unacked = [...store.values()].filter(isUnacked).length;
-  document.title = unacked ? `(${unacked}) gridwatch console` : "gridwatch console";
+  document.title = unacked ? `(${unacked}) ${t("title")}` : t("title");
   const badge = document.getElementById("unacked");
-  badge.textContent = `${unacked} unacked`;
+  badge.textContent = t("unacked", { n: unacked });
   badge.classList.toggle("has", unacked > 0);
   tone.update([...store.values()].some((a) => a.level === "high" && isUnacked(a)));
 }
@@ -95,11 +98,11 @@ function row(a) {
   },
   levelBadge(a.level),
   h("span", { class: "title", dataset: { testid: "alarm-title" } }, a.title || a.rule),
-  h("span", { class: `cond cond-${a.condition}` }, a.condition === "active" ? "● active" : "○ cleared"),
-  h("span", { class: `wf wf-${wf}`, dataset: { testid: "alarm-workflow" } }, wf),
+  h("span", { class: `cond cond-${a.condition}` }, a.condition === "active" ? t("cond.active") : t("cond.cleared")),
+  h("span", { class: `wf wf-${wf}`, dataset: { testid: "alarm-workflow" } }, wfText(wf)),
   h("span", { class: "where" }, [a.zone, a.grid, a.area].filter(Boolean).join(" · ")),
   h("time", { class: "when", datetime: a.last_change || a.first_seen }, fmtTime(a.first_seen)),
-  a.escalated_to ? h("span", { class: "esc", title: "escalated" }, `⇧ ${a.escalated_to}`) : null,
+  a.escalated_to ? h("span", { class: "esc", title: t("esc.escalated") }, `⇧ ${a.escalated_to}`) : null,
   );
   return el;
 }
@@ -121,19 +124,59 @@ export function moveSelection(delta) {
   select(items[i].id);
 }
 
-/** A repeating two-tone beep while any high alarm is unacknowledged (WebAudio, no files). */
+/** A repeating two-tone beep while any high alarm is unacknowledged (WebAudio, no files).
+ * `mute()` silences it for MUTE_MS only (a countdown shows the rest); rows and zones keep flashing. */
 export const tone = {
   ctx: null,
   timer: null,
+  on: false,
+  mutedUntil: 0,
+  countdown: null,
+  muted() {
+    return this.mutedUntil > Date.now();
+  },
+  mute(ms = MUTE_MS) {
+    this.mutedUntil = Date.now() + ms;
+    clearInterval(this.countdown);
+    this.countdown = setInterval(() => this.showMute(), 1000);
+    this.update(this.on);
+  },
+  unmute() {
+    this.mutedUntil = 0;
+    this.update(this.on);
+  },
+  /** The mute button and countdown; when the mute runs out the tone comes back by itself. */
+  showMute() {
+    const muted = this.muted();
+    if (!muted && this.countdown) {
+      clearInterval(this.countdown);
+      this.countdown = null;
+      this.mutedUntil = 0;
+      this.update(this.on);
+      return;
+    }
+    const btn = document.getElementById("mute");
+    const left = document.getElementById("mute-countdown");
+    btn.textContent = muted ? t("mute.unmute") : t("mute.mute", { min: Math.round(MUTE_MS / 60000) });
+    btn.dataset.muted = String(muted);
+    btn.setAttribute("aria-pressed", String(muted));
+    left.hidden = !muted;
+    left.textContent = muted ? t("mute.left", { left: mmss(this.mutedUntil - Date.now()) }) : "";
+  },
   /** Must be called from a user gesture once (browsers block audio before one). */
   unlock() {
     if (!this.ctx && window.AudioContext) this.ctx = new AudioContext();
     if (this.ctx && this.ctx.state === "suspended") this.ctx.resume();
   },
   update(on) {
+    this.on = on;
+    const muted = this.muted();
     const ind = document.getElementById("tone");
     ind.hidden = !on;
-    document.body.dataset.tone = on ? "on" : "off";
+    ind.textContent = muted ? t("tone.muted") : t("tone.on");
+    document.body.dataset.tone = on ? (muted ? "muted" : "on") : "off";
+    this.showMute();
+    on = on && !muted;
     if (on && !this.timer) {
       this.beep();
       this.timer = setInterval(() => this.beep(), 1500);

@@ -1,5 +1,6 @@
 // The health tab: edges and devices from GET /edges and GET /devices.
 import { api } from "./api.js";
+import { t } from "./i18n.js";
 import { h, fmtTime, ago } from "./util.js";
 
 const PREFERRED = ["id", "site", "edge", "family", "zone", "online", "state", "last_seen", "battery", "dead_letters", "outbox", "version", "uptime_s"];
@@ -10,9 +11,10 @@ function items(data) {
 
 function cell(key, value) {
   if (key === "online") {
-    return h("td", { class: value ? "ok" : "bad" }, value ? "✔ online" : "✖ offline");
+    if (value === null || value === undefined) return h("td", { class: "unknown" }, t("health.unknown"));
+    return h("td", { class: value ? "ok" : "bad" }, value ? t("health.online") : t("health.offline"));
   }
-  if (key === "last_seen" || key === "ts") return h("td", { title: value || "" }, value ? `${fmtTime(value)} (${ago(value)})` : "never");
+  if (key === "last_seen" || key === "ts") return h("td", { title: value || "" }, value ? `${fmtTime(value)} (${ago(value)})` : t("health.never"));
   if (key === "battery" && typeof value === "number") {
     const pct = value <= 1 ? Math.round(value * 100) : Math.round(value);
     return h("td", { class: pct < 20 ? "bad" : "" }, `${pct < 20 ? "⚠ " : ""}${pct}%`);
@@ -23,11 +25,11 @@ function cell(key, value) {
 }
 
 function table(rows, testid) {
-  if (!rows.length) return h("p", { class: "empty" }, "none reported yet");
+  if (!rows.length) return h("p", { class: "empty" }, t("health.none"));
   const keys = [...new Set(rows.flatMap((r) => Object.keys(r)))]
     .sort((a, b) => (PREFERRED.indexOf(a) + 1 || 99) - (PREFERRED.indexOf(b) + 1 || 99));
   return h("table", { class: "health", dataset: { testid } },
-    h("thead", {}, h("tr", {}, keys.map((k) => h("th", {}, k.replace("_", " "))))),
+    h("thead", {}, h("tr", {}, keys.map((k) => h("th", {}, t(`col.${k}`, {}, k.replace(/_/g, " ")))))),
     h("tbody", {}, rows.map((r) => h("tr", { class: r.online === false ? "offline" : "", dataset: { id: r.id || "" } }, keys.map((k) => cell(k, r[k]))))));
 }
 
@@ -35,7 +37,7 @@ export async function refresh() {
   const [edges, devices] = await Promise.allSettled([api("/edges"), api("/devices")]);
   const put = (id, res, testid) => document.getElementById(id).replaceChildren(res.status === "fulfilled"
     ? table(items(res.value), testid)
-    : h("p", { class: "error" }, `cannot load: ${res.reason.message}`));
+    : h("p", { class: "error" }, t("health.cannotLoad", { msg: res.reason.message })));
   put("edges", edges, "edges-table");
   put("devices", devices, "devices-table");
 }
