@@ -60,7 +60,7 @@ export async function show(id, { keepError = false } = {}) {
   const prevError = keepError && sameAlert ? pane.querySelector("[data-testid=action-error]")?.textContent : "";
   const inputs = sameAlert ? saveInputs(pane) : {};
   current = id;
-  pane.replaceChildren(...render(alert));
+  pane.replaceChildren(...render(alert).filter((part) => part !== null && part !== undefined));
   restoreInputs(pane, inputs);
   if (prevError) showError(prevError);
   telemetry(alert, seq);
