@@ -112,7 +112,11 @@ class Uplink:
                     self.last_error = None
                     delay = BACKOFF_START_S
                     log.info("uplink connected to %s as %s", self.url.redacted(), self.identifier)
-                    await self._session(client)
+                    try:
+                        await self._session(client)
+                    except asyncio.CancelledError:
+                        await self._say_goodbye(client)
+                        raise
             except aiomqtt.MqttError as exc:
                 self.last_error = describe_connect_error(exc, self.url, f"edge {self.edge!r}")
                 log.warning("uplink: %s; retrying in about %.1f s", self.last_error, delay)
@@ -126,6 +130,16 @@ class Uplink:
                 self.connected = False
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, BACKOFF_MAX_S)
+
+    async def _say_goodbye(self, client: aiomqtt.Client) -> None:
+        """A clean stop disconnects normally, so the broker keeps the will: say offline ourselves.
+
+        Central then raises edge.offline at once instead of after its heartbeat timeout.
+        """
+        body = HeartbeatWill(state="offline").model_dump_json().encode()
+        with contextlib.suppress(aiomqtt.MqttError, OSError, TimeoutError):
+            await asyncio.wait_for(client.publish(self.topic(UplinkKind.HEARTBEAT), body, qos=1), timeout=2.0)
+            log.info("uplink: told central this edge is going offline")
 
     # -- one connection -------------------------------------------------------------------
     def _client(self) -> aiomqtt.Client:

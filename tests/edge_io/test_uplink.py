@@ -295,3 +295,24 @@ def test_command_reaches_on_command_and_bad_json_is_ignored(fresh_mosquitto: Mos
 
     asyncio.run(main())
     box.close()
+
+
+def test_a_clean_stop_says_offline_at_once(fresh_mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """A clean disconnect discards the will, so the uplink publishes the offline body itself."""
+    edge_url = fresh_mosquitto.add_user(EDGE, edge_acl(EDGE))
+    box = Outbox(tmp_path / "outbox.db")
+
+    async def main() -> None:
+        collector = Collector(fresh_mosquitto.url("central"), uplink_topic(SITE, EDGE, "heartbeat"), "central-t9")
+        uplink = Uplink(edge_url, SITE, EDGE, box, heartbeat=heartbeat_of(box), heartbeat_s=0.2)
+        async with running(collector.run()):
+            await asyncio.wait_for(collector.subscribed.wait(), 10)
+            async with running(uplink.run()):
+                await collector.wait_for(lambda: len(collector.messages) >= 1, 10)
+            # running() cancelled the uplink: a clean stop
+            await collector.wait_for(lambda: any(b"offline" in p for _, p in collector.messages), 5)
+        last = parse_uplink("heartbeat", collector.messages[-1][1])
+        assert isinstance(last, HeartbeatWill) and last.state == "offline"
+
+    asyncio.run(main())
+    box.close()
