@@ -107,6 +107,7 @@ class EdgeAgent:
             deadletters=self.deadletters,
             health=self.health,
             clock=self.clock,
+            before_ack=self._flush_events,
         )
         self.uplink = Uplink(
             uplink_broker,
@@ -199,6 +200,13 @@ class EdgeAgent:
         lanes = {"events": Lane.EVENTS, "telemetry": Lane.TELEMETRY}
         for kind, body in bodies:
             self._put(lanes[kind], [(lanes[kind], kind, body)])
+
+    def _flush_events(self) -> None:
+        """Store pending device events now: ingest acknowledges their messages only after this."""
+        bodies = self.batcher.flush_events()
+        if bodies:
+            self._put(Lane.EVENTS, [(Lane.EVENTS, kind, body) for kind, body in bodies])
+            self.uplink.notify()
 
     # -- cameras ---------------------------------------------------------------------------------
     def _observation_from_thread(self, camera_id: str, obs: CameraObservation) -> None:

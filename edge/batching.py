@@ -208,6 +208,18 @@ class Batcher:
             self._append(TelemetryPoint(m="gps", tags=dict(tags), fields=gps, ts=reading.ts))
 
     # -- output ------------------------------------------------------------------------------
+    def flush_events(self) -> list[tuple[BodyKind, bytes]]:
+        """Only the pending events as bodies (telemetry keeps batching): the edge stores device
+        events before it acknowledges their messages to the device broker."""
+        out: list[tuple[BodyKind, bytes]] = []
+        step = self.params.max_items
+        for start in range(0, len(self._events), step):
+            body = EventsBody(event_id=new_event_id(), batch=tuple(self._events[start : start + step]))
+            out.append(("events", body.model_dump_json().encode()))
+        self._events.clear()
+        self.stats.bodies += len(out)
+        return out
+
     def flush(self, monotonic_now: float) -> list[tuple[BodyKind, bytes]]:
         """Everything pending as (kind, JSON body) pairs, at most `max_items` per body."""
         self._last_flush = monotonic_now

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 import drivers
@@ -35,6 +37,8 @@ UNKNOWN_TOPIC = "unknown_topic"
 BACKOFF_MIN_S = 0.5
 BACKOFF_MAX_S = 30.0
 SUBSCRIBE_CHUNK = 100
+RECEIVE_MAXIMUM = 1000  # unacked QoS 1 messages the broker may have in flight to us (flow control)
+ACK_BATCH = 200  # at most this many messages are handled before their events are stored and they are acked
 
 ReadingsCallback = Callable[[list[Reading]], None]
 
@@ -61,6 +65,21 @@ def _payload_bytes(payload: Any) -> bytes:
     return str(payload).encode()
 
 
+def _limit_in_flight(client: aiomqtt.Client) -> None:
+    """Ask the broker for at most RECEIVE_MAXIMUM unacknowledged QoS 1 messages at a time (MQTT 5).
+
+    Without it the broker may push up to 65,535 unacked messages: when devices publish faster than
+    the edge parses, the backlog piles up as paho/aiomqtt message objects in this process (hundreds
+    of MB, and garbage-collector passes over all of them) instead of in the broker's queue for our
+    persistent session, where it belongs. Nothing is lost either way: unacked messages stay the broker's.
+    """
+    props = client._properties
+    if props is None:
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        client._properties = props
+    props.ReceiveMaximum = RECEIVE_MAXIMUM
+
+
 def _device_in_topic(topic: str) -> str:
     """The device id a default-shaped topic names (`site/{s}/{family}/{device}/…`), else the topic."""
     parts = topic.split("/")
@@ -84,11 +103,13 @@ class Ingest:
         clock: Clock | None = None,
         discover_unknown: bool = True,
         client_id: str | None = None,
+        before_ack: Callable[[], None] | None = None,
     ) -> None:
         self.site = site
         self.edge = edge
         self.broker = BrokerUrl.parse(broker_url)
         self.on_readings = on_readings
+        self.before_ack = before_ack  # stores what the handled messages produced (the agent's pending events)
         self.deadletters = deadletters
         self.health = health
         self.clock = clock or SystemClock()
@@ -203,17 +224,22 @@ class Ingest:
             client = async_client(self.broker, self.client_id, persistent=True)
             # paho would PUBACK a QoS 1 message as soon as it arrives; a crash before the readings
             # reach the outbox would then lose it for good (the broker counts it delivered). We ack
-            # only after handle() has run the rules and written the outbox.
+            # only after handle() has run the rules and written the outbox, and `before_ack` has stored
+            # the device events still waiting in the batcher (group commit, see _commit).
             client._client.manual_ack_set(True)
+            _limit_in_flight(client)
             try:
                 async with client:
                     await self._subscribe(client)
                     self.stats.connected = True
                     self.stats.last_error = None
                     backoff = BACKOFF_MIN_S
+                    unacked: list[aiomqtt.Message] = []
                     async for message in client.messages:
                         self.handle(message.topic.value, _payload_bytes(message.payload))
-                        client._client.ack(message.mid, message.qos)
+                        unacked.append(message)
+                        if len(client.messages) == 0 or len(unacked) >= ACK_BATCH:
+                            self._commit(client, unacked)
             except aiomqtt.MqttError as exc:
                 was_connected = self.stats.connected
                 self.stats.connected = False
@@ -229,6 +255,20 @@ class Ingest:
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
             finally:
                 self.stats.connected = False
+
+    def _commit(self, client: aiomqtt.Client, unacked: list[aiomqtt.Message]) -> None:
+        """Store the pending device events (one outbox write for all), then acknowledge the messages."""
+        if self.before_ack is not None:
+            try:
+                self.before_ack()
+            except Exception:
+                # not stored: leave them unacknowledged; the broker redelivers them after a reconnect
+                log.exception("storing device events failed; %d message(s) stay unacknowledged", len(unacked))
+                unacked.clear()
+                return
+        for message in unacked:
+            client._client.ack(message.mid, message.qos)
+        unacked.clear()
 
     async def _subscribe(self, client: aiomqtt.Client) -> None:
         log.info("connected to device broker %s as %s", self.broker.redacted(), self.client_id)

@@ -1,0 +1,1 @@
+"""Edge reliability against real Mosquitto: malformed-input accounting and uplink outages."""
