@@ -474,7 +474,8 @@ class ScenarioPlayer:
                     self._state.later.remove((due, fn))
                     fn()
                 if pos_period is not None and mono >= next_pos:
-                    next_pos = mono + pos_period
+                    # keep the schedule (no drift from the tick's jitter); if far behind, start afresh
+                    next_pos = next_pos + pos_period if mono - next_pos < pos_period else mono + pos_period
                     self._positions(mono)
                 if bg.vitals_s > 0 and mono >= next_vitals:
                     next_vitals = mono + bg.vitals_s
@@ -489,7 +490,7 @@ class ScenarioPlayer:
                 prev_tick = mono
                 if t >= self.scenario.length_s and index >= len(steps):
                     break
-                stop.wait(TICK_S)
+                stop.wait(max(0.0, TICK_S - (time.monotonic() - mono)))  # ticks on time, whatever the work took
             if not loop:
                 return
             for person in list(self.world.walkers):
