@@ -104,7 +104,7 @@ def _check_role(actor: Actor, roles: tuple[UserRole, ...]) -> Actor:
 def require(*roles: UserRole) -> Callable[..., Actor]:
     """Dependency: the caller's actor from the Authorization header; 401 without a valid token, 403 for other roles."""
 
-    def dependency(request: Request, token: Annotated[str | None, Depends(_bearer)]) -> Actor:
+    async def dependency(request: Request, token: Annotated[str | None, Depends(_bearer)]) -> Actor:
         return _check_role(_actor_from(request, token), roles)
 
     return dependency
@@ -113,7 +113,7 @@ def require(*roles: UserRole) -> Callable[..., Actor]:
 def require_or_query(*roles: UserRole) -> Callable[..., Actor]:
     """Like `require`, but also accepts `?access_token=`: EventSource and <img> cannot send headers."""
 
-    def dependency(
+    async def dependency(
         request: Request,
         token: Annotated[str | None, Depends(_bearer)],
         access_token: str | None = None,

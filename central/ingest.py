@@ -19,7 +19,8 @@ Three modes (docs/scale-out.md):
   an offline persistent member, so a random id must not leave a session behind).
 - ``commands`` (role "api", and next to ``shared`` in role "all"): a plain, non-shared, clean
   session on `gridwatch/v1/{site}/+/cmd_result` that completes the requests this process waits for
-  and publishes its commands. cmd_results are *stored* by whichever ingest worker receives them.
+  and publishes its commands. cmd_results are stored (idempotently) by every listener that gets
+  them, before a waiting request is answered.
 """
 
 from __future__ import annotations
@@ -271,10 +272,12 @@ class Ingest:
             if not await asyncio.to_thread(service.ingest_snapshot, edge, sha, jpeg):
                 self.metrics.duplicates.labels(kind).inc()
         elif isinstance(body, CmdResult):
+            # stored first (an idempotent upsert by request_id, so a result seen by two listeners is
+            # harmless), then handed to a waiting request: whoever reads the headcount after the
+            # roll-call answer must find the answer stored
+            await asyncio.to_thread(service.ingest_cmd_result, edge, body)
             if self.publishes_commands:  # this process may be the one waiting for it
                 self.commands.resolve(edge, body)
-            if self.mode != "commands":  # stored once, by the ingest worker that receives it
-                await asyncio.to_thread(service.ingest_cmd_result, edge, body)
         elif isinstance(body, AlertTransition):
             if await asyncio.to_thread(service.ingest_alert, edge, body):
                 self.metrics.alerts.labels(str(body.level)).inc()

@@ -15,23 +15,26 @@ from central.workflow import Actor
 from gridwatch.clock import Clock
 from gridwatch.contract.enums import UserRole
 
+# These dependencies only read app state: they are async so FastAPI runs them on the event loop
+# instead of sending each through the threadpool (measured: it dominated /alerts under load).
 
-def get_service(request: Request) -> CentralService:
+
+async def get_service(request: Request) -> CentralService:
     service: CentralService = request.app.state.service
     return service
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_commands(request: Request) -> Commands:
+async def get_commands(request: Request) -> Commands:
     commands: Commands = request.app.state.commands
     return commands
 
 
-def get_clock(request: Request) -> Clock:
+async def get_clock(request: Request) -> Clock:
     clock: Clock = request.app.state.clock
     return clock
 
@@ -78,7 +81,7 @@ def stream_filter(settings: Settings, actor: Actor) -> Callable[[str, Any], bool
     return accept
 
 
-def get_alert_scope(settings: SettingsDep, actor: AnyUser) -> frozenset[str] | None:
+async def get_alert_scope(settings: SettingsDep, actor: AnyUser) -> frozenset[str] | None:
     return alert_grids(settings, actor)
 
 

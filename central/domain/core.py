@@ -13,12 +13,12 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from shapely.geometry import Polygon
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from central.store.db import Database
-from central.store.models import Alert, Received, WorkflowEntry
+from central.store.models import Alert, Base, Received, WorkflowEntry
 from central.workflow import WorkflowError
 from gridwatch.clock import Clock
 from gridwatch.config.models import SiteConfig
@@ -30,6 +30,9 @@ Publish = Callable[[str, dict[str, Any]], None]
 Events = list[tuple[str, dict[str, Any]]]
 """Events a transaction produced, published by `Core.emit` once it has committed."""
 T = TypeVar("T")
+
+RECEIVED: Table = Base.metadata.tables["received"]
+WORKFLOW_ENTRIES: Table = Base.metadata.tables["workflow_entries"]
 
 SYSTEM = "system"
 """The actor of everything central does by itself (escalation, unshelving, edge.offline, ...)."""
@@ -78,8 +81,9 @@ class Core:
         for attempt in range(3):
             try:
                 with self.db.write() as session:
-                    session.add(Received(event_id=event_id, edge=edge, kind=kind, received_at=self.clock.now()))
-                    session.flush()
+                    # a Core insert, not an ORM add + flush: one statement, and a duplicate fails right here
+                    received = {"event_id": event_id, "edge": edge, "kind": kind, "received_at": self.clock.now()}
+                    session.execute(insert(RECEIVED), received)
                     events = apply(session)
             except IntegrityError:
                 with self.db.read() as session:
@@ -124,6 +128,36 @@ def add_entry(
             note=note,
             data=data or {},
         )
+    )
+
+
+def insert_entry(
+    session: Session,
+    alert_id: str,
+    ts: datetime,
+    actor: str,
+    action: str,
+    before: str | None,
+    after: str | None,
+    note: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """`add_entry` as one Core INSERT now, without the ORM unit of work (for the ingest hot path).
+
+    The alert row must already be in the database (not just added to the session).
+    """
+    session.execute(
+        insert(WORKFLOW_ENTRIES),
+        {
+            "alert_id": alert_id,
+            "ts": ts,
+            "actor": actor,
+            "action": action,
+            "from_state": before,
+            "to_state": after,
+            "note": note,
+            "data": data or {},
+        },
     )
 
 

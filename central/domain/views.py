@@ -6,6 +6,7 @@ them, so an `alert` SSE event and `GET /alerts/{id}` can never disagree on a fie
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,32 +19,52 @@ def ts(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).isoformat()
 
 
+ALERT_ITEM_FIELDS = (
+    "id", "rule", "level", "condition", "workflow", "site", "edge", "area", "grid", "zone", "subject_kind",
+    "subject_id", "devices", "title", "first_seen", "last_change", "snapshot", "escalated_to", "detail",
+    "suppressed", "origin", "resolution", "officer", "shelved_until",
+)  # fmt: skip
+"""The `Alert` attributes an alert item is made of, in the order `alert_item_from_row` takes them."""
+ALERT_ITEM_COLUMNS = tuple(getattr(Alert, name) for name in ALERT_ITEM_FIELDS)
+"""Select these (not the `Alert` entity) to list alerts: rows for `alert_item_from_row`, no ORM objects."""
+
+
 def alert_item(a: Alert) -> dict[str, Any]:
     """An alert as CONTRACT §4.0 shapes it, plus detail, suppressed and workflow extras."""
+    return alert_item_from_row(tuple(getattr(a, name) for name in ALERT_ITEM_FIELDS))
+
+
+def alert_item_from_row(row: Sequence[Any]) -> dict[str, Any]:
+    """`alert_item` of a row of `ALERT_ITEM_COLUMNS` (a page of a list is read as plain rows)."""
+    (
+        id_, rule, level, condition, workflow, site, edge, area, grid, zone, subject_kind, subject_id, devices,
+        title, first_seen, last_change, snapshot, escalated_to, detail, suppressed, origin, resolution, officer,
+        shelved_until,
+    ) = row  # fmt: skip
     return {
-        "id": a.id,
-        "rule": a.rule,
-        "level": a.level,
-        "condition": a.condition,
-        "workflow": a.workflow,
-        "site": a.site,
-        "edge": a.edge,
-        "area": a.area,
-        "grid": a.grid,
-        "zone": a.zone,
-        "subject": {"kind": a.subject_kind, "id": a.subject_id},
-        "devices": list(a.devices),
-        "title": a.title,
-        "first_seen": ts(a.first_seen),
-        "last_change": ts(a.last_change),
-        "snapshot": a.snapshot,
-        "escalated_to": a.escalated_to,
-        "detail": a.detail,
-        "suppressed": a.suppressed,
-        "origin": a.origin,
-        "resolution": a.resolution,
-        "officer": a.officer,
-        "shelved_until": ts(a.shelved_until),
+        "id": id_,
+        "rule": rule,
+        "level": level,
+        "condition": condition,
+        "workflow": workflow,
+        "site": site,
+        "edge": edge,
+        "area": area,
+        "grid": grid,
+        "zone": zone,
+        "subject": {"kind": subject_kind, "id": subject_id},
+        "devices": list(devices),
+        "title": title,
+        "first_seen": ts(first_seen),
+        "last_change": ts(last_change),
+        "snapshot": snapshot,
+        "escalated_to": escalated_to,
+        "detail": detail,
+        "suppressed": suppressed,
+        "origin": origin,
+        "resolution": resolution,
+        "officer": officer,
+        "shelved_until": ts(shelved_until),
     }
 
 

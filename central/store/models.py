@@ -58,10 +58,10 @@ class Received(Base):
 class Alert(Base):
     __tablename__ = "alerts"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    rule: Mapped[str] = mapped_column(String(64), index=True)
-    level: Mapped[str] = mapped_column(String(8), index=True)
+    rule: Mapped[str] = mapped_column(String(64))
+    level: Mapped[str] = mapped_column(String(8))
     condition: Mapped[str] = mapped_column(String(8))
-    workflow: Mapped[str] = mapped_column(String(16), index=True)
+    workflow: Mapped[str] = mapped_column(String(16))
     shelved_from: Mapped[str | None] = mapped_column(String(16))
     shelved_until: Mapped[datetime | None]
     site: Mapped[str] = mapped_column(String(64))
@@ -89,6 +89,11 @@ class Alert(Base):
     __table_args__ = (
         Index("ix_alerts_last_change_id", "last_change", "id"),
         Index("ix_alerts_first_seen", "first_seen"),
+        # list filters page in (last_change, id) order behind the filter column (migration 0002)
+        Index("ix_alerts_workflow_last_change_id", "workflow", "last_change", "id"),
+        Index("ix_alerts_level_last_change_id", "level", "last_change", "id"),
+        Index("ix_alerts_rule_last_change_id", "rule", "last_change", "id"),
+        Index("ix_alerts_grid_last_change_id", "grid", "last_change", "id"),
     )
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
-from central.store.db import Database, open_database
+from central.store.db import Database, alembic_config, open_database
 from central.store.models import Base
+
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def test_migration_from_empty_creates_every_table_at_head(db_url: str) -> None:
@@ -16,7 +19,7 @@ def test_migration_from_empty_creates_every_table_at_head(db_url: str) -> None:
         tables = set(inspect(db.engine).get_table_names())
         assert set(Base.metadata.tables) <= tables
         with db.engine.connect() as conn:
-            assert MigrationContext.configure(conn).get_current_revision() == "0001"
+            assert MigrationContext.configure(conn).get_current_revision() == HEAD
     finally:
         db.close()
 
