@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -101,7 +101,7 @@ def _check_role(actor: Actor, roles: tuple[UserRole, ...]) -> Actor:
     return actor
 
 
-def require(*roles: UserRole) -> Callable[..., Actor]:
+def require(*roles: UserRole) -> Callable[..., Awaitable[Actor]]:
     """Dependency: the caller's actor from the Authorization header; 401 without a valid token, 403 for other roles."""
 
     async def dependency(request: Request, token: Annotated[str | None, Depends(_bearer)]) -> Actor:
@@ -110,7 +110,7 @@ def require(*roles: UserRole) -> Callable[..., Actor]:
     return dependency
 
 
-def require_or_query(*roles: UserRole) -> Callable[..., Actor]:
+def require_or_query(*roles: UserRole) -> Callable[..., Awaitable[Actor]]:
     """Like `require`, but also accepts `?access_token=`: EventSource and <img> cannot send headers."""
 
     async def dependency(
