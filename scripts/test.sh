@@ -10,7 +10,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 echo "== ruff"
 ruff check .
 echo "== mypy"
-mypy gridwatch drivers
+mypy gridwatch drivers edge central simulators
 
 echo "== pytest"
 set +e

@@ -255,7 +255,7 @@ class AlertWatcher:
 
     def _catch_up(self, client: httpx.Client, since: float) -> None:
         """Alerts changed while the stream was down, timed at when we learn of them (an upper bound)."""
-        params = {"since": datetime.fromtimestamp(since - 5, UTC).isoformat(), "limit": 200}
+        params: dict[str, str | int] = {"since": datetime.fromtimestamp(since - 5, UTC).isoformat(), "limit": 200}
         r = client.get(
             f"{self.central.rstrip('/')}/api/v1/alerts",
             params=params,
