@@ -102,9 +102,43 @@ def _parse_constant(text: str) -> float:
     raise _NonFinite(text)
 
 
+_PLAIN_DECODER = json.JSONDecoder()
+# The shape of the numbers in a text: ASCII digits -> "0", e/E -> "e", +/- -> "+", anything else -> " ".
+_NUMBER_SHAPE = bytes(
+    {
+        **dict.fromkeys(range(256), 32),
+        **dict.fromkeys(b"0123456789", 48),
+        **dict.fromkeys(b"eE", 101),
+        **dict.fromkeys(b"+-", 43),
+    }.values()
+)
+_LONG_DIGITS = b"0" * 100
+
+
+def _maybe_non_finite(text: str) -> bool:
+    """Could the text hold a non-finite number? A NaN/Infinity constant, a 3-digit exponent or a run of
+    100+ digits (a float overflows only past 1e308; without these, |value| < 1e100 * 1e99)."""
+    if "NaN" in text or "Infinity" in text:
+        return True
+    shape = text.encode("utf-8", "replace").translate(_NUMBER_SHAPE)
+    return b"e000" in shape or b"e+000" in shape or _LONG_DIGITS in shape
+
+
 def load_object(text: str) -> dict[str, Any]:
     """Parse a JSON object; NaN, Infinity or overflowing numbers anywhere are out of range."""
+    obj: Any = None
+    if not text.startswith("\ufeff") and not _maybe_non_finite(text):
+        # fast path: no number in this text can be non-finite, so the per-float hook is not needed
+        try:
+            obj = _PLAIN_DECODER.decode(text)
+        except (ValueError, RecursionError):
+            obj = None  # the checked parse below raises the same error as always
+        else:
+            if not isinstance(obj, dict):
+                raise DriverError("schema", f"payload must be a JSON object, got {type(obj).__name__}")
+            return obj
     try:
+        # json.loads, not the decoder directly: it also rejects a leading BOM with its own message
         obj = json.loads(text, parse_float=_parse_float, parse_constant=_parse_constant)
     except _NonFinite as exc:
         raise DriverError("out_of_range", f"non-finite number {exc} in payload") from None

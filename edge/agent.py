@@ -197,9 +197,13 @@ class EdgeAgent:
         bodies = self.batcher.flush(self.clock.monotonic())
         if not bodies:
             return
-        lanes = {"events": Lane.EVENTS, "telemetry": Lane.TELEMETRY}
+        # one outbox transaction (one fsync) per lane, not one per body
+        by_lane: dict[Lane, list[tuple[Lane, str, bytes]]] = {}
         for kind, body in bodies:
-            self._put(lanes[kind], [(lanes[kind], kind, body)])
+            lane = Lane.EVENTS if kind == "events" else Lane.TELEMETRY
+            by_lane.setdefault(lane, []).append((lane, kind, body))
+        for lane, items in by_lane.items():
+            self._put(lane, items)
 
     def _flush_events(self) -> None:
         """Store pending device events now: ingest acknowledges their messages only after this."""

@@ -67,6 +67,67 @@ def _in_ring(x: float, y: float, ring: Ring) -> bool:
     return inside
 
 
+def _ring_box(ring: Ring) -> tuple[float, float, float, float]:
+    """(x0, x1, y0, y1): `_in_ring` is False unless y0 <= y < y1 and x0 <= x <= x1.
+
+    y: an edge is crossed only if min(yi, yj) <= y < max(yi, yj), exactly. x: right of every vertex
+    no crossing lies right of the point; left of every vertex all crossings do, an even number on a
+    closed ring. The x margin covers the rounding of the crossing abscissa (a few ulps).
+    """
+    if not ring:
+        return (0.0, -1.0, 0.0, -1.0)  # empty: nothing is inside
+    xs = [px for px, _ in ring]
+    ys = [py for _, py in ring]
+    margin = 1e-9 * (1.0 + max(abs(v) for v in (*xs, *ys)))
+    return (min(xs) - margin, max(xs) + margin, min(ys), max(ys))
+
+
+def _point_unchecked(
+    m: str, tags: dict[str, str], fields: dict[str, float | int | bool | str], ts: datetime
+) -> TelemetryPoint:
+    """What `TelemetryPoint(m=..., tags=..., fields=..., ts=...)` builds, for values of the right
+    types already (fresh dicts of str / float values and a reading's aware time), without validation."""
+    point = _new_point(TelemetryPoint)
+    _set_attr(point, "__dict__", {"m": m, "tags": tags, "fields": fields, "ts": ts})
+    _set_attr(point, "__pydantic_fields_set__", set(_POINT_FIELDS))
+    _set_attr(point, "__pydantic_extra__", None)
+    _set_attr(point, "__pydantic_private__", None)
+    return point
+
+
+def _point_checked(
+    m: str, tags: dict[str, str], fields: dict[str, float | int | bool | str], ts: datetime
+) -> TelemetryPoint:
+    return TelemetryPoint(m=m, tags=tags, fields=fields, ts=ts)
+
+
+_POINT_FIELDS = frozenset(TelemetryPoint.model_fields)
+_new_point = TelemetryPoint.__new__
+_set_attr = object.__setattr__
+
+
+def _unchecked_point_matches() -> bool:
+    """The unchecked constructor builds exactly what validation builds (checked once, at import)."""
+    from datetime import UTC
+
+    ts = datetime(2026, 1, 1, tzinfo=UTC)
+    try:
+        fast = _point_unchecked("position", {"site": "s", "tag": "t"}, {"x": 1.5, "y": 2.0, "z": 0.0}, ts)
+        slow = _point_checked("position", {"site": "s", "tag": "t"}, {"x": 1.5, "y": 2.0, "z": 0.0}, ts)
+        return (
+            fast == slow
+            and fast.model_fields_set == slow.model_fields_set
+            and fast.model_dump_json() == slow.model_dump_json()
+            and {k: getattr(fast, k, None) for k in TelemetryPoint.__slots__}
+            == {k: getattr(slow, k, None) for k in TelemetryPoint.__slots__}
+        )
+    except Exception:
+        return False
+
+
+_make_point = _point_unchecked if _unchecked_point_matches() else _point_checked
+
+
 def event_of(reading: Reading) -> DeviceEvent | None:
     """The DeviceEvent a reading becomes, or None for telemetry readings."""
     data: dict[str, Any]
@@ -109,6 +170,7 @@ class Batcher:
         self._grids: list[tuple[str, Ring]] = [
             (g.id, [(float(px), float(py)) for px, py in g.polygon]) for a in site.areas for g in a.grids
         ]
+        self._grid_boxes = [(grid_id, ring, *_ring_box(ring)) for grid_id, ring in self._grids]
         self._events: list[DeviceEvent] = []
         self._points: list[TelemetryPoint] = []
         self._last_point: dict[tuple[str, str], datetime] = {}
@@ -166,26 +228,47 @@ class Batcher:
         self.stats.by_measurement[point.m] = self.stats.by_measurement.get(point.m, 0) + 1
 
     def grid_at(self, x: float, y: float) -> str | None:
-        for grid_id, ring in self._grids:
-            if _in_ring(x, y, ring):
+        for grid_id, ring, x0, x1, y0, y1 in self._grid_boxes:
+            # outside the ring's box no edge can be crossed an odd number of times: skip the ray casting
+            if y0 <= y < y1 and x0 <= x <= x1 and _in_ring(x, y, ring):
                 return grid_id
         return None
 
     def _add_positions(self, reading: PositionsReading) -> None:
+        # `_keep` and `_append` inlined (same checks, same counters): this runs once per tag position
+        interval = self.params.position_interval_s
+        max_pending = self.params.max_pending_telemetry
+        last_point, points, stats = self._last_point, self._points, self.stats
+        person_by_tag, site_id, grid_at = self._person_by_tag, self._site_id, self.grid_at
+        kept = 0
         for pos in reading.positions:
-            if not self._keep("position", pos.tag, pos.ts, self.params.position_interval_s):
+            tag, ts = pos.tag, pos.ts
+            key = ("position", tag)
+            last = last_point.get(key)
+            # a device clock that jumps back (reset) starts over rather than going silent
+            if last is not None and 0 <= (ts - last).total_seconds() < interval:
+                stats.downsampled += 1
                 continue
-            tags = {"site": self._site_id, "tag": pos.tag}
-            person = self._person_by_tag.get(pos.tag)
+            last_point[key] = ts
+            if len(points) >= max_pending:
+                stats.shed += 1
+                self._shed_since_body += 1
+                continue
+            tags = {"site": site_id, "tag": tag}
+            person = person_by_tag.get(tag)
             if person is not None:
                 tags["person"] = person
-            grid = self.grid_at(pos.x, pos.y)
+            grid = grid_at(pos.x, pos.y)
             if grid is not None:
                 tags["grid"] = grid
             fields: dict[str, float | int | bool | str] = {"x": pos.x, "y": pos.y, "z": pos.z}
             if pos.q is not None:
                 fields["q"] = pos.q
-            self._append(TelemetryPoint(m="position", tags=tags, fields=fields, ts=pos.ts))
+            points.append(_make_point("position", tags, fields, ts))
+            kept += 1
+        if kept:
+            stats.points += kept
+            stats.by_measurement["position"] = stats.by_measurement.get("position", 0) + kept
 
     def _add_vitals(self, reading: VitalsReading) -> None:
         tags = {"site": self._site_id, "band": reading.band}

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiomqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 import drivers
@@ -37,7 +35,6 @@ UNKNOWN_TOPIC = "unknown_topic"
 BACKOFF_MIN_S = 0.5
 BACKOFF_MAX_S = 30.0
 SUBSCRIBE_CHUNK = 100
-RECEIVE_MAXIMUM = 1000  # unacked QoS 1 messages the broker may have in flight to us (flow control)
 ACK_BATCH = 200  # at most this many messages are handled before their events are stored and they are acked
 
 ReadingsCallback = Callable[[list[Reading]], None]
@@ -63,21 +60,6 @@ def _payload_bytes(payload: Any) -> bytes:
     if payload is None:
         return b""
     return str(payload).encode()
-
-
-def _limit_in_flight(client: aiomqtt.Client) -> None:
-    """Ask the broker for at most RECEIVE_MAXIMUM unacknowledged QoS 1 messages at a time (MQTT 5).
-
-    Without it the broker may push up to 65,535 unacked messages: when devices publish faster than
-    the edge parses, the backlog piles up as paho/aiomqtt message objects in this process (hundreds
-    of MB, and garbage-collector passes over all of them) instead of in the broker's queue for our
-    persistent session, where it belongs. Nothing is lost either way: unacked messages stay the broker's.
-    """
-    props = client._properties
-    if props is None:
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        client._properties = props
-    props.ReceiveMaximum = RECEIVE_MAXIMUM
 
 
 def _device_in_topic(topic: str) -> str:
@@ -227,7 +209,6 @@ class Ingest:
             # only after handle() has run the rules and written the outbox, and `before_ack` has stored
             # the device events still waiting in the batcher (group commit, see _commit).
             client._client.manual_ack_set(True)
-            _limit_in_flight(client)
             try:
                 async with client:
                     await self._subscribe(client)
@@ -235,11 +216,21 @@ class Ingest:
                     self.stats.last_error = None
                     backoff = BACKOFF_MIN_S
                     unacked: list[aiomqtt.Message] = []
+                    queued = client._queue  # aiomqtt's incoming queue, the one `client.messages` reads
                     async for message in client.messages:
-                        self.handle(message.topic.value, _payload_bytes(message.payload))
-                        unacked.append(message)
-                        if len(client.messages) == 0 or len(unacked) >= ACK_BATCH:
-                            self._commit(client, unacked)
+                        # Messages already queued are taken right away until the next commit: the
+                        # iterator would spend a task, a wait and a loop pass on each one.
+                        while True:
+                            self.handle(message.topic.value, _payload_bytes(message.payload))
+                            unacked.append(message)
+                            if len(client.messages) == 0 and len(unacked) < ACK_BATCH:
+                                # one loop pass lets paho read what the socket already holds, so a
+                                # commit (an fsync) covers all of it rather than a message or two
+                                await asyncio.sleep(0)
+                            if len(client.messages) == 0 or len(unacked) >= ACK_BATCH:
+                                self._commit(client, unacked)
+                                break
+                            message = queued.get_nowait()
             except aiomqtt.MqttError as exc:
                 was_connected = self.stats.connected
                 self.stats.connected = False
