@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 TICK_S = 0.25  # batch flush granularity; the rule engine ticks every RULE_TICK_S
 RULE_TICK_S = 1.0
 SAVE_EVERY_S = 30.0
+RULES_STATE = "rules"  # key of the rule engine's state in the outbox database
 OUTBOX_LOG_EVERY_S = 60.0
 SNAPSHOT_MEMORY = 1000  # sha256s already queued, so one frame is sent once
 
@@ -93,12 +94,16 @@ class EdgeAgent:
             self.cameras = CameraManager(
                 site, edge_id, camera_devices, on_observation=self._observation_from_thread, clock=self.clock
             )
-        self.rules = RuleEngine(
-            site,
-            edge_id,
-            state_path=self.outbox_path.with_name(self.outbox_path.stem + "-rules.json"),
-            snapshotter=self._snapshot if self.cameras is not None else None,
-        )
+        # The rule state lives in the outbox database and is written in the same transaction as
+        # the alerts it raised: after a crash, a redelivered device message re-asserts the alert
+        # it already raised (same alert_id) instead of opening a second one.
+        self.rules = RuleEngine(site, edge_id, snapshotter=self._snapshot if self.cameras is not None else None)
+        saved = self.outbox.get_state(RULES_STATE)
+        legacy = self.outbox_path.with_name(self.outbox_path.stem + "-rules.json")  # before 0.1.0's outbox state
+        if saved is not None:
+            self.rules.restore(saved, f"{self.outbox_path}:{RULES_STATE}")
+        elif legacy.exists():
+            self.rules.restore(legacy.read_bytes(), str(legacy))
         self.ingest = Ingest(
             site,
             self.edge,
@@ -145,7 +150,10 @@ class EdgeAgent:
             return
         held = list(self._unstored)
         try:
-            self.outbox.put_many([(Lane.ALERTS, "alerts", t.model_dump_json().encode()) for t in held])
+            self.outbox.put_many(
+                [(Lane.ALERTS, "alerts", t.model_dump_json().encode()) for t in held],
+                state=(RULES_STATE, self.rules.state_bytes()),
+            )
         except sqlite3.Error as exc:
             if self.outbox_error is None:
                 log.error(
@@ -163,6 +171,13 @@ class EdgeAgent:
             self.outbox_error = None
         self.alerts_sent += len(held)
         self.uplink.notify()
+
+    def _save_rules(self) -> None:
+        """Timers and commands change the rule state without an alert: save it now and then too."""
+        try:
+            self.outbox.set_state(RULES_STATE, self.rules.state_bytes())
+        except (sqlite3.Error, OSError):
+            log.exception("saving rule state failed")
 
     def _put(self, lane: Lane, items: list[tuple[Lane, str, bytes]]) -> None:
         """Write non-alert items; on a write failure count and drop them (they are not alerts)."""
@@ -206,7 +221,10 @@ class EdgeAgent:
             self._put(lane, items)
 
     def _flush_events(self) -> None:
-        """Store pending device events now: ingest acknowledges their messages only after this."""
+        """Make the effects of handled messages durable: ingest acknowledges them only after this.
+
+        Pending device events go to the outbox (alerts and the rule state are already there).
+        """
         bodies = self.batcher.flush_events()
         if bodies:
             self._put(Lane.EVENTS, [(Lane.EVENTS, kind, body) for kind, body in bodies])
@@ -261,6 +279,7 @@ class EdgeAgent:
             return
         result, transitions = self.rules.on_command(name, cmd, self.clock.now())
         self._emit(transitions)
+        self._save_rules()  # an arm override or a maintenance window must survive a restart
         self._put(Lane.CMD_RESULTS, [(Lane.CMD_RESULTS, "cmd_result", result.model_dump_json().encode())])
         self.uplink.notify()
         log.info("command %s %s: ok=%s", name, result.request_id, result.ok)
@@ -289,10 +308,7 @@ class EdgeAgent:
             self._flush_batches()
         if mono - last["save"] >= SAVE_EVERY_S:
             last["save"] = mono
-            try:
-                self.rules.save()
-            except Exception:
-                log.exception("saving rule state failed")
+            self._save_rules()
         if mono - last["outbox_log"] >= OUTBOX_LOG_EVERY_S:
             last["outbox_log"] = mono
             depth = self.outbox.depth()
@@ -447,10 +463,7 @@ class EdgeAgent:
             self._flush_batches()
         except Exception:
             log.exception("flushing the last event batch failed")
-        try:
-            self.rules.save()
-        except Exception:
-            log.exception("saving rule state failed")
+        self._save_rules()
         if self.status_server is not None:
             await self.status_server.close()
         depth = self.outbox.depth()

@@ -36,6 +36,10 @@ CREATE TABLE IF NOT EXISTS items (
     created REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS items_lane_id ON items (lane, id);
+CREATE TABLE IF NOT EXISTS state (
+    key TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
 """
 
 
@@ -91,10 +95,18 @@ class Outbox:
         """Store one item durably; returns its id."""
         return self.put_many([(lane, topic_suffix, payload)])[0]
 
-    def put_many(self, items: Iterable[tuple[Lane, str, bytes]]) -> list[int]:
-        """Store several items in one transaction; returns their ids in order."""
+    def put_many(
+        self, items: Iterable[tuple[Lane, str, bytes]], *, state: tuple[str, bytes] | None = None
+    ) -> list[int]:
+        """Store several items in one transaction; returns their ids in order.
+
+        `state` (key, bytes) is saved in the same transaction: the edge keeps its rule state here so
+        that an alert in the outbox and the rule state that knows it are never out of step.
+        """
         rows = [(Lane(lane), str(topic), bytes(payload)) for lane, topic, payload in items]
         if not rows:
+            if state is not None:
+                self.set_state(*state)
             return []
         now = time.time()
         with self._lock:
@@ -112,6 +124,8 @@ class Outbox:
                     self._count[lane] += 1
                     self._bytes[lane] += size
                 self._enforce_bounds({lane for lane, _, _ in rows})
+                if state is not None:
+                    self._db.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", state)
                 self._db.execute("COMMIT")
             except BaseException:
                 if self._db.in_transaction:
@@ -119,6 +133,16 @@ class Outbox:
                 self._recount()
                 raise
             return ids
+
+    def set_state(self, key: str, value: bytes) -> None:
+        """Save a small state blob durably (one transaction)."""
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", (key, value))
+
+    def get_state(self, key: str) -> bytes | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
 
     def _enforce_bounds(self, lanes: set[Lane]) -> None:
         """Shed the oldest telemetry/snapshots beyond their shares, then beyond the total size."""

@@ -252,23 +252,39 @@ class RuleEngine:
         """Write the state atomically (tmp file + os.replace) to `state_path`."""
         if self.state_path is None:
             return
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_path.with_name(self.state_path.name + ".tmp")
+        with tmp.open("wb") as fh:
+            fh.write(self.state_bytes())
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.state_path)
+
+    def state_bytes(self) -> bytes:
+        """The whole state as JSON (what `save()` writes; the agent also keeps it in the outbox)."""
         data = {
             "version": STATE_VERSION,
             "edge": self.view.edge_id,
             "book": self.book.to_json(),
             "controls": self.controls.to_json(),
         }
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_path.with_name(self.state_path.name + ".tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
-            json.dump(data, fh, separators=(",", ":"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.state_path)
+        return json.dumps(data, separators=(",", ":")).encode()
+
+    def restore(self, raw: bytes, source: str) -> None:
+        """Load state produced by `state_bytes()`; damaged state is logged and ignored."""
+        self._load_text(raw.decode("utf-8", errors="replace"), source)
 
     def _load(self, path: Path) -> None:
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            log.error("rule engine state %s is unreadable (%s): starting with no active alerts", path, exc)
+            return
+        self._load_text(text, str(path))
+
+    def _load_text(self, text: str, path: str) -> None:
+        try:
+            data = json.loads(text)
             if data.get("version") != STATE_VERSION:
                 raise ValueError(f"state version {data.get('version')!r}, expected {STATE_VERSION}")
             controls = Controls.from_json(data["controls"])

@@ -152,3 +152,16 @@ def test_items_survive_sigkill_of_the_writer(tmp_path: Path) -> None:
     assert not (acked & stored)
     assert all(json.loads(i.payload)["n"] >= 0 for i in box.peek(10))
     box.close()
+
+
+def test_state_is_written_with_the_items_and_survives_reopening(tmp_path: Path) -> None:
+    """The edge keeps its rule state here, in the same transaction as the alerts it raised."""
+    box = Outbox(tmp_path / "o.db")
+    assert box.get_state("rules") is None
+    box.put_many([(Lane.ALERTS, "alerts", b"a1")], state=("rules", b'{"v":1}'))
+    box.set_state("rules", b'{"v":2}')
+    box.close()
+    again = Outbox(tmp_path / "o.db")
+    assert again.get_state("rules") == b'{"v":2}'
+    assert [i.payload for i in again.peek(10)] == [b"a1"]
+    again.close()
