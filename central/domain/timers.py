@@ -75,26 +75,26 @@ class Timers:
     # -- escalation ------------------------------------------------------------------------------
     def _escalation_due(self, alert: Alert, now: datetime) -> bool:
         """Step k is due at first_seen + (k+1) × the level's delay, so late ticks keep the schedule."""
-        delay = timedelta(seconds=self.core.site.central.escalation.after(Level(alert.level)))
-        return now >= alert.first_seen + delay * (alert.escalation_step + 1)
+        return self._due(alert.level, alert.escalation_step, alert.first_seen, now)
+
+    def _due(self, level: str, step: int, first_seen: datetime, now: datetime) -> bool:
+        delay = timedelta(seconds=self.core.site.central.escalation.after(Level(level)))
+        return now >= first_seen + delay * (step + 1)
 
     def _escalate_due(self, now: datetime) -> None:
         core = self.core
+        # this runs every second: read four columns, not ORM objects of every unacknowledged alert
         with core.db.read() as session:
-            candidates = (
-                session.execute(
-                    select(Alert).where(
-                        Alert.workflow == WorkflowState.NEW.value, Alert.escalation_step < 2, Alert.suppressed.is_(None)
-                    )
+            candidates = session.execute(
+                select(Alert.id, Alert.level, Alert.escalation_step, Alert.first_seen).where(
+                    Alert.workflow == WorkflowState.NEW.value, Alert.escalation_step < 2, Alert.suppressed.is_(None)
                 )
-                .scalars()
-                .all()
-            )
-        for candidate in candidates:
-            if not self._escalation_due(candidate, now):
+            ).all()
+        for candidate_id, level, step, first_seen in candidates:
+            if not self._due(level, step, first_seen, now):
                 continue
 
-            def apply(session: Session, alert_id: str = candidate.id) -> Events:
+            def apply(session: Session, alert_id: str = candidate_id) -> Events:
                 alert = lock_alert(session, alert_id)
                 events: Events = []
                 # a late tick catches up on every step that fell due since, one entry each
