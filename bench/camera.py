@@ -22,7 +22,15 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from bench.run import Row
 
-SOURCE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "video" / "car-detection.mp4"
+SOURCE = (
+    next(
+        (p for p in (Path(__file__).resolve().parents[2] / "shared", Path("/work/shared")) if p.is_dir()),
+        Path(__file__).resolve().parents[2] / "shared",
+    )
+    / "data"
+    / "video"
+    / "car-detection.mp4"
+)
 FPS = 5  # the analysis rate of a camera (configs: `fps: 5`)
 FRAMES = 150
 

@@ -9,9 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edge.vision_types import CameraObservation
+from tests.conftest import SHARED_DATA
 
 REPO = Path(__file__).resolve().parents[2]
-FOOTAGE = REPO.parent / "shared" / "data" / "video" / "car-detection.mp4"
+FOOTAGE = SHARED_DATA / "video" / "car-detection.mp4"
 
 
 def free_port_pair() -> int:

@@ -11,15 +11,15 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
 from gridwatch import contract as c
+from tests.conftest import SHARED
 
-CONTRACT = Path(__file__).resolve().parents[3] / "shared" / "CONTRACT.md"
+CONTRACT = SHARED / "CONTRACT.md"
 
 SAMPLE: dict[str, Any] = {
     "ts": "2026-11-23T06:00:00.123Z",
@@ -194,8 +194,16 @@ def test_event_id_must_be_uuid7() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "ok"),
-    [("2026-11-23T06:00:00.123Z", True), (1795500000, True), (1795500000.5, True), ("2026-11-23T06:00:00", False),
-     ("yesterday", False), (True, False), (float("nan"), False), (-1, False)],
+    [
+        ("2026-11-23T06:00:00.123Z", True),
+        (1795500000, True),
+        (1795500000.5, True),
+        ("2026-11-23T06:00:00", False),
+        ("yesterday", False),
+        (True, False),
+        (float("nan"), False),
+        (-1, False),
+    ],
 )
 def test_parse_ts(raw: Any, ok: bool) -> None:
     if ok:
