@@ -497,8 +497,11 @@ def render(rows: list[Row]) -> tuple[Table, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
-    parser.add_argument("sections", nargs="*", choices=list(SECTIONS), help="default: all", metavar="SECTION")
+    parser.add_argument("sections", nargs="*", help=f"some of: {', '.join(SECTIONS)} (default: all)", metavar="SECTION")
     args = parser.parse_args(argv)
+    unknown = [name for name in args.sections if name not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
     names = args.sections or list(SECTIONS)
     rows: list[Row] = []
     with Progress(transient=True) as progress:
