@@ -77,7 +77,7 @@ def raw_round_trip(url: str, port: int, rate: float = 1000, seconds: float = 5) 
 
     sub.on_message = on_message
     sub.on_subscribe = lambda *_a: ready.set()
-    sub.on_connect = lambda c, *_a: c.subscribe("bench/rtt", qos=1)
+    sub.on_connect = lambda c, *_a: c.subscribe("site/bench/rtt", qos=1)
     sub.connect("127.0.0.1", port)
     sub.loop_start()
     ready.wait(5)
@@ -92,7 +92,7 @@ def raw_round_trip(url: str, port: int, rate: float = 1000, seconds: float = 5) 
         while (now := time.perf_counter()) < due:
             time.sleep(min(0.001, due - now))
         sent[i] = time.perf_counter()
-        pub.publish("bench/rtt", f"{i:012d}".encode() + b"x" * 188, qos=1)
+        pub.publish("site/bench/rtt", f"{i:012d}".encode() + b"x" * 188, qos=1)
     time.sleep(1)
     for c in (pub, sub):
         c.loop_stop()
@@ -260,7 +260,7 @@ def bench_chain(rates: tuple[float, ...] = (10, 1000, 10000), seconds: float = 2
     with tempfile.TemporaryDirectory() as tmp:
         tree = start_demo(DEMO_SITE, Path(tmp) / "chain", cameras=False, play=False)
         try:
-            floor = raw_round_trip(tree.broker.url("admin"), tree.broker.port)
+            floor = raw_round_trip(tree.broker.url("devices"), tree.broker.port)
             token = httpx.post(
                 f"{tree.central_url}/api/v1/auth/token",
                 data={"username": tree.login[0], "password": tree.login[1]},

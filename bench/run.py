@@ -504,11 +504,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
     names = args.sections or list(SECTIONS)
     rows: list[Row] = []
+    failed: list[str] = []
     with Progress(transient=True) as progress:
         task = progress.add_task("benchmarking", total=len(names))
         for name in names:
             progress.update(task, description=f"benchmarking {name}")
-            rows += SECTIONS[name]()
+            try:
+                rows += SECTIONS[name]()
+            except Exception as exc:  # one broken section must not throw away the others' figures
+                failed.append(f"{name}: {type(exc).__name__}: {exc}")
             progress.advance(task)
     table, md = render(rows)
     Console(width=max(160, Console().width)).print(table)
@@ -520,7 +524,9 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows
     ]
     (out / "latest.json").write_text(json.dumps({"rows": rows_json, **DETAILS}, indent=2, default=str))
-    return 0
+    for line in failed:
+        Console(stderr=True).print(f"[red]section failed[/] {line}", highlight=False)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
