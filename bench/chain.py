@@ -196,7 +196,8 @@ def run_rate(tree: DemoTree, sse: SseTimer, rate: float, seconds: float) -> Rate
 
     def prober() -> None:
         k = 0
-        while not stop.wait(0.25):
+        # 2.5 probes/s over 41 subjects: each is reused only after its alert has cleared (10 s quiet)
+        while not stop.wait(0.4):
             ts = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
             if k % 2 == 0:
                 band = bands[(k // 2) % len(bands)]
@@ -256,7 +257,7 @@ def run_rate(tree: DemoTree, sse: SseTimer, rate: float, seconds: float) -> Rate
     )
 
 
-def bench_chain(rates: tuple[float, ...] = (10, 1000, 10000), seconds: float = 20) -> dict[str, Any]:
+def bench_chain(rates: tuple[float, ...] = (10, 1000, 3000, 10000), seconds: float = 20) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         tree = start_demo(DEMO_SITE, Path(tmp) / "chain", cameras=False, play=False)
         try:
@@ -272,7 +273,13 @@ def bench_chain(rates: tuple[float, ...] = (10, 1000, 10000), seconds: float = 2
             results = [run_rate(tree, sse, rate, seconds) for rate in rates]
         finally:
             tree.stop()
+    sustained = [
+        r.target
+        for r in results
+        if r.latencies_ms and len(r.latencies_ms) == r.probes and percentile(r.latencies_ms, 99) < 1000
+    ]
     return {
         "floor_ms": {"p50": round(percentile(floor, 50), 3), "p99": round(percentile(floor, 99), 3)},
         "rates": [r.summary() for r in results],
+        "highest_rate_p99_under_1s": max(sustained, default=0),
     }
