@@ -306,6 +306,36 @@ def settled(outcomes: list[Outcome], now: float) -> bool:
     return True
 
 
+def play_and_verify(player: ScenarioPlayer, watcher: AlertWatcher) -> list[Outcome]:
+    """Play once, then wait until every expectation is met or its window has passed.
+
+    Closes the player's publisher and stops the watcher; returns every expectation with what
+    central answered (`Outcome.ok`, `.latency_s`).
+    """
+    outcomes = [Outcome(i, s.at, e) for i, s in enumerate(player.scenario.steps) for e in s.expectations]
+
+    def on_step(played: PlayedStep) -> None:
+        for o in outcomes:
+            if o.index == played.index:
+                o.published = played.wall_time
+
+    try:
+        player.run(on_step=on_step)
+        deadline = time.time() + max((o.expect.within_s for o in outcomes), default=0.0)
+        while time.time() < deadline:
+            verify_outcomes(outcomes, watcher.seen)
+            if settled(outcomes, time.time()):
+                break
+            time.sleep(0.1)
+    finally:
+        close = getattr(player.publisher, "close", None)
+        if close is not None:
+            close()
+        watcher.stop.set()
+    verify_outcomes(outcomes, watcher.seen)
+    return outcomes
+
+
 @app.command("verify")
 def verify(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file")],
@@ -335,27 +365,9 @@ def verify(
         typer.echo(f"cannot follow central's alert stream: {watcher.error}", err=True)
         raise typer.Exit(1)
 
-    outcomes = [Outcome(i, s.at, e) for i, s in enumerate(plan.steps) for e in s.expectations]
-
-    def on_step(played: PlayedStep) -> None:
-        for o in outcomes:
-            if o.index == played.index:
-                o.published = played.wall_time
-
     publisher = _connect(_broker(site, broker))
     player = ScenarioPlayer(site, plan, publisher, speed=speed, camera_control=_camera_control(camera_control))
-    try:
-        player.run(on_step=on_step)
-        deadline = time.time() + max((e.within_s for e in (o.expect for o in outcomes)), default=0.0)
-        while time.time() < deadline:
-            verify_outcomes(outcomes, watcher.seen)
-            if settled(outcomes, time.time()):
-                break
-            time.sleep(0.2)
-    finally:
-        publisher.close()
-        watcher.stop.set()
-    verify_outcomes(outcomes, watcher.seen)
+    outcomes = play_and_verify(player, watcher)
     _report(plan, outcomes)
     raise typer.Exit(0 if all(o.ok for o in outcomes) else 1)
 

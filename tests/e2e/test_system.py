@@ -19,8 +19,8 @@ import pytest
 
 from gridwatch.config import load_site
 from gridwatch.demo import DemoTree, start_demo
-from simulators.cli import AlertWatcher, Outcome, settled, verify_outcomes
-from simulators.player import MqttPublisher, PlayedStep, ScenarioPlayer
+from simulators.cli import AlertWatcher, Outcome, play_and_verify
+from simulators.player import MqttPublisher, ScenarioPlayer
 from simulators.scenario import Scenario
 from tests.conftest import DEMO_SITE
 
@@ -50,13 +50,6 @@ def _play(tree: DemoTree, scenario: Scenario) -> list[Outcome]:
     watcher = AlertWatcher(tree.central_url, _token(tree))
     threading.Thread(target=watcher.run, daemon=True).start()
     assert watcher.ready.wait(10) and watcher.error is None, watcher.error
-    outcomes = [Outcome(i, s.at, e) for i, s in enumerate(scenario.steps) for e in s.expectations]
-
-    def on_step(played: PlayedStep) -> None:
-        for o in outcomes:
-            if o.index == played.index:
-                o.published = played.wall_time
-
     publisher = MqttPublisher(tree.broker.url("devices"), identifier=f"e2e-{time.monotonic_ns()}")
     publisher.connect()
     control = None
@@ -68,18 +61,7 @@ def _play(tree: DemoTree, scenario: Scenario) -> list[Outcome]:
         def control(camera: str, event: str, seconds: float) -> None:
             camera_control(host, int(port), camera, event, seconds)
 
-    try:
-        ScenarioPlayer(site, scenario, publisher, camera_control=control).run(on_step=on_step)
-        deadline = time.time() + max(o.expect.within_s for o in outcomes)
-        while time.time() < deadline:
-            verify_outcomes(outcomes, watcher.seen)
-            if settled(outcomes, time.time()):
-                break
-            time.sleep(0.1)
-    finally:
-        publisher.close()
-        watcher.stop.set()
-    verify_outcomes(outcomes, watcher.seen)
+    outcomes = play_and_verify(ScenarioPlayer(site, scenario, publisher, camera_control=control), watcher)
     return outcomes
 
 
