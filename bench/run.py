@@ -195,27 +195,36 @@ def bench_rules() -> list[Row]:
 
 
 # -- MQTT: raw broker vs the edge's outbox → uplink ---------------------------------------------
-def _raw_qos1(url: str, port: int, n: int, payload: bytes) -> float:
-    import paho.mqtt.client as paho
+class _Counter:
+    """A QoS 1 subscriber counting messages on one topic; `done` is set at `n`."""
 
+    def __init__(self, url: str, port: int, topic: str, n: int, name: str) -> None:
+        from gridwatch.mqtt import sync_client
+
+        self.n, self.count, self.done = n, 0, threading.Event()
+        ready = threading.Event()
+        self.client = sync_client(url, name)
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *_a: ready.set()
+        self.client.on_connect = lambda c, *_a: c.subscribe(topic, qos=1)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        ready.wait(5)
+
+    def _on_message(self, *_args: object) -> None:
+        self.count += 1
+        if self.count >= self.n:
+            self.done.set()
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def _raw_qos1(url: str, port: int, n: int, payload: bytes) -> float:
     from gridwatch.mqtt import sync_client
 
-    got = threading.Event()
-    count = [0]
-    sub = sync_client(url, "bench-raw-sub")
-
-    def on_message(_c: paho.Client, _u: object, _m: paho.MQTTMessage) -> None:
-        count[0] += 1
-        if count[0] >= n:
-            got.set()
-
-    ready = threading.Event()
-    sub.on_message = on_message
-    sub.on_subscribe = lambda *_a: ready.set()
-    sub.on_connect = lambda c, *_a: c.subscribe("bench/raw", qos=1)
-    sub.connect("127.0.0.1", port)
-    sub.loop_start()
-    ready.wait(5)
+    counter = _Counter(url, port, "bench/raw", n, "bench-raw-sub")
     pub = sync_client(url, "bench-raw-pub")
     pub.max_inflight_messages_set(200)
     pub.connect("127.0.0.1", port)
@@ -224,41 +233,23 @@ def _raw_qos1(url: str, port: int, n: int, payload: bytes) -> float:
     t0 = time.perf_counter()
     for _ in range(n):
         pub.publish("bench/raw", payload, qos=1)
-    got.wait(120)
+    counter.done.wait(120)
     elapsed = time.perf_counter() - t0
-    for c in (pub, sub):
-        c.loop_stop()
-        c.disconnect()
-    return _rate(count[0], elapsed)
+    pub.loop_stop()
+    pub.disconnect()
+    counter.close()
+    return _rate(counter.count, elapsed)
 
 
 def _uplink(url: str, port: int, n: int, workdir: Path) -> float:
-    import paho.mqtt.client as paho
-
     from edge.outbox import Lane, Outbox
     from edge.uplink import Uplink
     from gridwatch.contract import Heartbeat, OutboxDepth
-    from gridwatch.mqtt import sync_client
 
     outbox = Outbox(workdir / "outbox.db")
     body = json.dumps({"event_id": "x" * 36, "rule": "perimeter.intrusion", "level": "high", "title": "x" * 80})
     outbox.put_many([(Lane.ALERTS, "alerts", body.encode())] * n)
-    got = threading.Event()
-    count = [0]
-    sub = sync_client(url, "bench-uplink-sub")
-
-    def on_message(_c: paho.Client, _u: object, _m: paho.MQTTMessage) -> None:
-        count[0] += 1
-        if count[0] >= n:
-            got.set()
-
-    ready = threading.Event()
-    sub.on_message = on_message
-    sub.on_subscribe = lambda *_a: ready.set()
-    sub.on_connect = lambda c, *_a: c.subscribe("gridwatch/v1/bench/edge-b/alerts", qos=1)
-    sub.connect("127.0.0.1", port)
-    sub.loop_start()
-    ready.wait(5)
+    counter = _Counter(url, port, "gridwatch/v1/bench/edge-b/alerts", n, "bench-uplink-sub")
 
     def heartbeat() -> Heartbeat:
         return Heartbeat(
@@ -274,7 +265,7 @@ def _uplink(url: str, port: int, n: int, workdir: Path) -> float:
     async def main() -> float:
         task = asyncio.create_task(uplink.run())
         t0 = time.perf_counter()
-        while not got.is_set() and time.perf_counter() - t0 < 120:
+        while not counter.done.is_set() and time.perf_counter() - t0 < 120:
             await asyncio.sleep(0.01)
         elapsed = time.perf_counter() - t0
         task.cancel()
@@ -283,10 +274,9 @@ def _uplink(url: str, port: int, n: int, workdir: Path) -> float:
         return elapsed
 
     elapsed = asyncio.run(main())
-    sub.loop_stop()
-    sub.disconnect()
+    counter.close()
     outbox.close()
-    return _rate(count[0], elapsed)
+    return _rate(counter.count, elapsed)
 
 
 def bench_mqtt() -> list[Row]:
