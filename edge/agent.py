@@ -408,7 +408,7 @@ class EdgeAgent:
                 try:
                     self._loop.add_signal_handler(sig, self._request_stop, sig.name)
                     signals.append(sig)
-                except (RuntimeError, ValueError):  # NotImplementedError (no Unix loop) is a RuntimeError
+                except (RuntimeError, ValueError):  # off the main thread, or a loop without Unix signals
                     pass  # not the main thread or not a Unix loop: stop() still works
         log.info(
             "edge %s of site %s starting: %d devices, %d cameras, outbox %s",
