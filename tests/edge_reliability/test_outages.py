@@ -148,9 +148,9 @@ class Devices:
                             return_exceptions=True,
                         )
                     except aiomqtt.MqttError:
-                        results = [None] * 0
-                    failed = [m for m, r in zip(pending, results, strict=True) if isinstance(r, Exception)]
-                    if results:
+                        pass  # could not connect: everything in `pending` is still to send
+                    else:
+                        failed = [m for m, r in zip(pending, results, strict=True) if isinstance(r, Exception)]
                         self.published += len(pending) - len(failed)
                         pending = failed
                     if pending:  # the broker is away: reconnect, then send what was not acknowledged
