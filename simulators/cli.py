@@ -20,6 +20,7 @@ from rich.table import Table
 from gridwatch.config import ConfigError, SiteConfig, load_site
 from simulators.player import CameraControl, MqttPublisher, PlayedStep, ScenarioPlayer
 from simulators.scenario import Expect, Scenario, load_scenario
+from simulators.sessions import DeviceSessions
 
 app = typer.Typer(help="Hardware simulators and scenarios.", no_args_is_help=True)
 log = logging.getLogger("gridwatch.sim")
@@ -35,6 +36,14 @@ SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed (defaul
 CameraOpt = Annotated[
     str | None,
     typer.Option("--camera-control", help="HOST:PORT of the camera simulator's control socket"),
+]
+SessionsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--device-sessions/--shared-session",
+        help="One broker connection per device carrying its `offline` will (as real devices), "
+        "or every status over the player's single connection",
+    ),
 ]
 
 
@@ -94,6 +103,10 @@ def _connect(url: str) -> MqttPublisher:
     return publisher
 
 
+def _sessions(publisher: MqttPublisher, wanted: bool) -> DeviceSessions | None:
+    return DeviceSessions(publisher.url, f"gridwatch-sim-{os.getpid()}") if wanted else None
+
+
 @app.command("run")
 def run(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file")],
@@ -102,12 +115,16 @@ def run(
     speed: SpeedOpt = 1.0,
     loop: Annotated[bool, typer.Option("--loop", help="Start again at the end, forever")] = False,
     camera_control: CameraOpt = None,
+    device_sessions: SessionsOpt = True,
 ) -> None:
     """Play a scenario against the device broker."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     site, plan = _load(scenario, config)
     publisher = _connect(_broker(site, broker))
-    player = ScenarioPlayer(site, plan, publisher, speed=speed, camera_control=_camera_control(camera_control))
+    sessions = _sessions(publisher, device_sessions)
+    player = ScenarioPlayer(
+        site, plan, publisher, speed=speed, camera_control=_camera_control(camera_control), sessions=sessions
+    )
     log.info(
         "playing %r (%d steps, %.0f s) against %s", plan.name, len(plan.steps), plan.length_s, publisher.url.redacted()
     )
@@ -117,6 +134,8 @@ def run(
         pass
     finally:
         publisher.close()
+        if sessions is not None:
+            sessions.close()
     log.info("done: %d messages published", publisher.sent)
 
 
@@ -331,6 +350,8 @@ def play_and_verify(player: ScenarioPlayer, watcher: AlertWatcher) -> list[Outco
         close = getattr(player.publisher, "close", None)
         if close is not None:
             close()
+        if player.sessions is not None:
+            player.sessions.close()
         watcher.stop.set()
     verify_outcomes(outcomes, watcher.seen)
     return outcomes
@@ -349,6 +370,7 @@ def verify(
     password_env: Annotated[
         str, typer.Option("--password-env", help="Environment variable holding the password")
     ] = "GRIDWATCH_ADMIN_PASSWORD",  # noqa: S107 - the name of a variable, not a password
+    device_sessions: SessionsOpt = True,
 ) -> None:
     """Play a scenario and check that central raised every expected alert in time; print the latencies."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -366,7 +388,14 @@ def verify(
         raise typer.Exit(1)
 
     publisher = _connect(_broker(site, broker))
-    player = ScenarioPlayer(site, plan, publisher, speed=speed, camera_control=_camera_control(camera_control))
+    player = ScenarioPlayer(
+        site,
+        plan,
+        publisher,
+        speed=speed,
+        camera_control=_camera_control(camera_control),
+        sessions=_sessions(publisher, device_sessions),
+    )
     outcomes = play_and_verify(player, watcher)
     _report(plan, outcomes)
     raise typer.Exit(0 if all(o.ok for o in outcomes) else 1)

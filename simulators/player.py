@@ -52,6 +52,7 @@ from simulators.scenario import (
     VitalsAction,
     WristbandAction,
 )
+from simulators.sessions import DeviceSessions, StatusTopic
 from simulators.world import Walker, World
 
 log = logging.getLogger("gridwatch.sim")
@@ -202,7 +203,10 @@ class ScenarioPlayer:
         *,
         speed: float = 1.0,
         camera_control: CameraControl | None = None,
+        sessions: DeviceSessions | None = None,
     ) -> None:
+        """`sessions`: one connection per device carrying its will (status goes there, readings through
+        `publisher`); without it every status is a retained message on the shared publisher."""
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.site = site
@@ -210,6 +214,7 @@ class ScenarioPlayer:
         self.publisher = publisher
         self.speed = speed
         self.camera_control = camera_control
+        self.sessions = sessions
         self.world = World(site, seed=scenario.background.seed)
         self.contexts = {d.id: DeviceContext.from_config(d) for d in site.devices}
         self.played: list[PlayedStep] = []
@@ -269,7 +274,25 @@ class ScenarioPlayer:
         self._emit(topic, payload, fault)
 
     def _status(self, device_id: str, online: bool) -> None:
-        topic, payload = encoders.encode_status(self.contexts[device_id], self.site.site.id, online)
+        ctx, site = self.contexts[device_id], self.site.site.id
+        if self.sessions is None:
+            topic, payload = encoders.encode_status(ctx, site, online)
+            self._emit(topic, payload, None, retain=True)
+            return
+        topic, on = encoders.encode_status(ctx, site, True)
+        status = StatusTopic(topic, on, encoders.encode_status(ctx, site, False)[1])
+        if online:
+            self.sessions.up(device_id, status)
+        else:
+            self.sessions.say_offline(device_id, status)
+        self.published += 1
+
+    def _crash(self, device_id: str) -> None:
+        """The device dies without a word: its broker session ends abruptly and the broker sends its will."""
+        if self.sessions is not None and self.sessions.crash(device_id):
+            return
+        log.warning("device %s has no session of its own: publishing the `offline` its will would carry", device_id)
+        topic, payload = encoders.encode_status(self.contexts[device_id], self.site.site.id, False)
         self._emit(topic, payload, None, retain=True)
 
     def _emit(self, topic: str, payload: bytes, fault: FaultAction | None, *, retain: bool = False) -> None:
@@ -415,7 +438,10 @@ class ScenarioPlayer:
             else:
                 self.camera_control(action.camera, action.event, action.seconds)
         elif isinstance(action, DeviceAction):
-            self._status(action.id, action.online)
+            if action.crash:
+                self._crash(action.id)
+            else:
+                self._status(action.id, action.online)
             if action.silent_s is not None:
                 self._state.silenced[action.id] = mono + action.silent_s
         elif isinstance(action, FaultAction):

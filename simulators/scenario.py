@@ -105,7 +105,17 @@ class CameraAction(_Model):
 class DeviceAction(_Model):
     id: str
     online: bool = False
+    crash: bool = Field(
+        default=False,
+        description="Die without a word: the device's broker session ends abruptly and the broker publishes its will",
+    )
     silent_s: float | None = Field(default=None, gt=0, le=86_400, description="Also stop all traffic this long")
+
+    @model_validator(mode="after")
+    def _crash_is_offline(self) -> DeviceAction:
+        if self.crash and self.online:
+            raise ValueError("a device cannot crash and be online: drop `online: true` or `crash: true`")
+        return self
 
 
 class GatherAction(_Model):

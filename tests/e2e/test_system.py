@@ -22,6 +22,7 @@ from gridwatch.demo import DemoTree, start_demo
 from simulators.cli import AlertWatcher, Outcome, play_and_verify
 from simulators.player import MqttPublisher, ScenarioPlayer
 from simulators.scenario import Scenario
+from simulators.sessions import DeviceSessions
 from tests.conftest import DEMO_SITE
 
 pytestmark = pytest.mark.integration
@@ -61,7 +62,9 @@ def _play(tree: DemoTree, scenario: Scenario) -> list[Outcome]:
         def control(camera: str, event: str, seconds: float) -> None:
             camera_control(host, int(port), camera, event, seconds)
 
-    outcomes = play_and_verify(ScenarioPlayer(site, scenario, publisher, camera_control=control), watcher)
+    sessions = DeviceSessions(tree.broker.url("devices"), f"e2e-{time.monotonic_ns()}")
+    player = ScenarioPlayer(site, scenario, publisher, camera_control=control, sessions=sessions)
+    outcomes = play_and_verify(player, watcher)
     return outcomes
 
 
@@ -104,6 +107,11 @@ STORY = {
             "at": 4,
             "device": {"id": "acc-w1-staff", "online": False},
             "expect": [{"rule": "device.offline", "subject": "acc-w1-staff", "within_s": 3}],
+        },
+        {
+            "at": 4.5,
+            "device": {"id": "acc-w2-cell", "crash": True, "silent_s": 10},
+            "expect": [{"rule": "device.offline", "subject": "acc-w2-cell", "within_s": 3}],
         },
     ],
 }
