@@ -160,7 +160,7 @@ class _Timer:
 @dataclass
 class PlayedStep:
     step: Step
-    index: int
+    index: int  # its place in `Scenario.steps` (file order), whatever the order it plays in
     wall_time: float  # time.time() when its readings were handed to the broker client
 
 
@@ -476,7 +476,7 @@ class ScenarioPlayer:
         pos_period = 1.0 / bg.positions_hz if bg.positions_hz > 0 else None
         self.announce()
         while not stop.is_set():
-            steps = self.scenario.ordered_steps()
+            steps = self.scenario.timeline()
             start = time.monotonic()
             next_pos = start
             next_vitals = start
@@ -489,9 +489,10 @@ class ScenarioPlayer:
                 t = (mono - start) * self.speed
                 self.world.step(mono, mono - last)
                 last = mono
-                while index < len(steps) and steps[index].at <= t:
-                    self._do(steps[index])
-                    played = PlayedStep(steps[index], index, time.time())
+                while index < len(steps) and steps[index][1].at <= t:
+                    file_index, step = steps[index]
+                    self._do(step)
+                    played = PlayedStep(step, file_index, time.time())
                     self.played.append(played)
                     if on_step is not None:
                         on_step(played)

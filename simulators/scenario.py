@@ -244,7 +244,11 @@ class Scenario(_Model):
         return max((s.at for s in self.steps), default=0.0) + 30.0
 
     def ordered_steps(self) -> list[Step]:
-        return sorted(self.steps, key=lambda s: s.at)
+        return [step for _i, step in self.timeline()]
+
+    def timeline(self) -> list[tuple[int, Step]]:
+        """(index in `steps`, step) in the order they play: by time, file order among equals."""
+        return sorted(enumerate(self.steps), key=lambda pair: pair[1].at)
 
 
 def _did_you_mean(value: str, known: list[str]) -> str:

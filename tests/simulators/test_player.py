@@ -14,7 +14,7 @@ from gridwatch.broker import Mosquitto
 from gridwatch.config import load_site
 from gridwatch.contract import AccessReading, PerimeterReading, PositionsReading, StatusReading, VitalsReading
 from gridwatch.mqtt import sync_client
-from simulators.player import MqttPublisher, ScenarioPlayer
+from simulators.player import MqttPublisher, PlayedStep, ScenarioPlayer
 from simulators.scenario import Scenario
 from simulators.world import World
 from tests.conftest import DEMO_SITE
@@ -173,3 +173,29 @@ def test_faults_on_demand_are_what_the_drivers_must_survive() -> None:
     (reading,) = parse(ctx1, "site/demo-prison/perimeter/ir-n-01/event", skewed[0], now)
     assert reading.clock_skew
     assert recorder.drops == [2]
+
+
+def test_steps_written_out_of_time_order_report_their_own_place_in_the_file() -> None:
+    """`sim verify` pairs each expectation with its step by the step's place in the file.
+
+    The demo storyline lists a device coming back at 210 s before a tamper at 195 s; the player
+    used to report the step's place in *time* order, so the tamper's expectation was timed from the
+    205 s step and the alert, raised at 195 s, counted as never seen.
+    """
+    site = load_site(DEMO_SITE)
+    scenario = Scenario.model_validate(
+        {
+            "name": "out of order",
+            "duration_s": 0.4,
+            "background": {"positions_hz": 0, "vitals_s": 0, "keepalive": False},
+            "steps": [
+                {"at": 0.3, "perimeter": {"detector": "ir-n-01", "state": "normal"}},
+                {"at": 0.1, "perimeter": {"detector": "ir-n-01", "state": "alarm"}},
+                {"at": 0.2, "perimeter": {"detector": "ir-n-02", "state": "alarm"}},
+            ],
+        }
+    )
+    played: list[PlayedStep] = []
+    ScenarioPlayer(site, scenario, _Recorder()).run(on_step=played.append)
+    assert [(p.index, p.step.at) for p in played] == [(1, 0.1), (2, 0.2), (0, 0.3)]
+    assert all(scenario.steps[p.index] is p.step for p in played)
