@@ -22,6 +22,7 @@ from central.auth import LoginThrottle
 from central.commands import Commands
 from central.ingest import Ingest, Mode
 from central.metrics import Metrics
+from central.relay import StreamRelay
 from central.service import CentralService
 from central.settings import Settings, ensure_sqlite_dir
 from central.store.db import Database, open_database
@@ -160,6 +161,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None, tsdb: TimeSeri
                 listener = Ingest(settings, service, store, commands, metrics, mode="commands", primary=False)
                 app.state.cmd_listener = listener
                 tasks.append(asyncio.create_task(listener.run(), name="central-cmd-results"))
+            # every change this process makes reaches consoles on the others, and theirs ours
+            relay = StreamRelay(settings, broadcaster, metrics, receive=settings.role != "ingest")
+            broadcaster.relay = relay.send
+            app.state.relay = relay
+            tasks.append(asyncio.create_task(relay.run(), name="central-stream-relay"))
             if settings.role != "api":  # every ingest worker ticks: each timer step re-checks under a row lock
                 tasks.append(asyncio.create_task(_tick(service, clock, settings.tick_s), name="central-tick"))
             log.info("central %s for site '%s' (role %s) started", __version__, settings.site.site.id, settings.role)
@@ -186,7 +192,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, tsdb: TimeSeri
     app.state.broadcaster = broadcaster
     app.state.commands = commands
     app.state.throttle = LoginThrottle(settings.login_failures_per_minute, 60.0)
-    app.state.service = app.state.tsdb = app.state.ingest = app.state.cmd_listener = None
+    app.state.service = app.state.tsdb = app.state.ingest = app.state.cmd_listener = app.state.relay = None
     _install_error_handlers(app)
     app.add_middleware(_Latency, metrics=metrics)
     if settings.dev:  # a console served by a dev server on another port

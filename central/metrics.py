@@ -39,6 +39,17 @@ class Metrics:
         self.sse_dropped = Counter(
             "gridwatch_central_sse_dropped_clients", "SSE clients dropped because they read too slowly", registry=r
         )
+        self.relayed = Counter(
+            "gridwatch_central_stream_relayed",
+            "Stream events relayed between central processes through the broker, by direction",
+            ["direction"],
+            registry=r,
+        )
+        self.relay_dropped = Counter(
+            "gridwatch_central_stream_relay_dropped",
+            "Stream events not relayed because the broker was away longer than the relay queue lasts",
+            registry=r,
+        )
         self.commands = Counter(
             "gridwatch_central_commands",
             "Commands sent to edges, by name and outcome",

@@ -59,6 +59,8 @@ class Broadcaster:
         self.queue_size = queue_size
         self._clients: set[_Client] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.relay: Callable[[str, str], None] | None = None
+        """Also hands each event of this process to the other central processes (`central.relay`)."""
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -67,12 +69,14 @@ class Broadcaster:
     def clients(self) -> int:
         return len(self._clients)
 
-    def publish(self, event: str, data: Any) -> None:
-        """Thread-safe: queue `event` with JSON `data` for every connected client."""
+    def publish(self, event: str, data: Any, *, relay: bool = True) -> None:
+        """Thread-safe: queue `event` with JSON `data` for every connected client (and the relay)."""
         loop = self._loop
         if loop is None or loop.is_closed():
             return
         text = json.dumps(data, default=_default, separators=(",", ":"))
+        if relay and self.relay is not None:
+            self.relay(event, text)
         try:
             loop.call_soon_threadsafe(self._fanout, event, text, data)
         except RuntimeError:  # the loop closed between the check and the call (shutdown)

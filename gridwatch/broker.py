@@ -57,7 +57,8 @@ def edge_acl(edge_id: str) -> list[str]:
 # `$share/{group}/` prefix, so `topic read gridwatch/v1/#` is what allows it; a `$share/#` line
 # would let the SUBSCRIBE through yet deliver nothing (measured with Mosquitto 2.0.11,
 # tests/central_ingest/test_shared_ingest.py).
-CENTRAL_ACL = ["topic read gridwatch/v1/#", "topic write gridwatch/v1/+/+/cmd/#"]
+# `gridwatch/central/…` is central's own: its processes relay the live stream there (central/relay.py)
+CENTRAL_ACL = ["topic read gridwatch/v1/#", "topic write gridwatch/v1/+/+/cmd/#", "topic readwrite gridwatch/central/#"]
 DEVICES_ACL = ["topic readwrite site/#"]
 ADMIN_ACL = ["topic readwrite #"]
 
