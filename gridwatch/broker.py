@@ -29,8 +29,8 @@ def free_port() -> int:
         return port
 
 
-def _port_open(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+def _port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
         return True
     return False
 
@@ -64,10 +64,24 @@ ADMIN_ACL = ["topic readwrite #"]
 
 
 class Mosquitto:
-    """A Mosquitto process on 127.0.0.1:`port` with its own config, password file, ACL and data dir."""
+    """A Mosquitto process on 127.0.0.1:`port` with its own config, password file, ACL and data dir.
 
-    def __init__(self, workdir: Path, port: int | None = None, users: list[BrokerUser] | None = None) -> None:
+    `host` and `launcher` are for fault tests that put the broker in a network namespace of its
+    own: it listens on `host` and is started as `launcher + [mosquitto, -c, conf]` (e.g. nsenter).
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        users: list[BrokerUser] | None = None,
+        *,
+        host: str = "127.0.0.1",
+        launcher: tuple[str, ...] = (),
+    ) -> None:
         self.workdir = Path(workdir)
+        self.host = host
+        self.launcher = launcher
         self.port = port or free_port()
         self.users: dict[str, BrokerUser] = {}
         self.proc: subprocess.Popen[bytes] | None = None
@@ -87,7 +101,7 @@ class Mosquitto:
 
     def url(self, user: str = "admin") -> str:
         u = self.users[user]
-        return f"mqtt://{u.name}:{u.password}@127.0.0.1:{self.port}"
+        return f"mqtt://{u.name}:{u.password}@{self.host}:{self.port}"
 
     # -- process -----------------------------------------------------------------------------
     @property
@@ -116,7 +130,7 @@ class Mosquitto:
         conf.write_text(
             "\n".join(
                 [
-                    f"listener {self.port} 127.0.0.1",
+                    f"listener {self.port} {self.host}",
                     # stay the invoking user: as root Mosquitto would drop to 'mosquitto',
                     # which cannot read our private work directory
                     f"user {getpass.getuser()}",
@@ -153,17 +167,18 @@ class Mosquitto:
         self._write_auth()
         conf = self._write_config()
         log = (self.workdir / "mosquitto.log").open("ab")
-        self.proc = subprocess.Popen([exe, "-c", str(conf)], stdout=log, stderr=log, start_new_session=True)
+        argv = [*self.launcher, exe, "-c", str(conf)]
+        self.proc = subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 tail = (self.workdir / "mosquitto.log").read_text(errors="replace")[-2000:]
                 raise BrokerError(f"mosquitto exited with {self.proc.returncode} on port {self.port}:\n{tail}")
-            if _port_open(self.port):
+            if _port_open(self.port, self.host):
                 return
             time.sleep(0.05)
         self.stop()
-        raise BrokerError(f"mosquitto did not listen on 127.0.0.1:{self.port} within {timeout} s")
+        raise BrokerError(f"mosquitto did not listen on {self.host}:{self.port} within {timeout} s")
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop cleanly (SIGTERM: Mosquitto saves its persistence file)."""
