@@ -22,6 +22,7 @@ import contextlib
 import logging
 import socket
 import threading
+import time
 from dataclasses import dataclass
 
 import paho.mqtt.client as paho
@@ -55,8 +56,17 @@ class DeviceSessions:
             return device in self._clients
 
     def up(self, device: str, status: StatusTopic) -> None:
-        """Connect as `device` with its will set; `online` is published (retained) on every connect."""
-        self._close(device)
+        """Connect as `device` with its will set; `online` is published (retained) on every connect.
+
+        A device that already has a session says `online` again on it (a keep-alive): tearing the
+        session down would drop a connection that may still be opening, and the broker would
+        publish its will.
+        """
+        with self._lock:
+            live = self._clients.get(device)
+        if live is not None:
+            live.publish(status.topic, status.online, qos=1, retain=True)  # queued by paho until connected
+            return
         client = sync_client(self.url, f"{self.prefix}-{device}", will=(status.topic, status.offline))
 
         def on_connect(c: paho.Client, _u: object, _f: object, rc: ReasonCode, _p: object = None) -> None:
@@ -80,8 +90,7 @@ class DeviceSessions:
         info = client.publish(status.topic, status.offline, qos=1, retain=True)
         with contextlib.suppress(RuntimeError, ValueError):  # not connected yet: the will says the same
             info.wait_for_publish(5)
-        client.disconnect()
-        client.loop_stop()
+        _goodbye([client])
 
     def crash(self, device: str) -> bool:
         """Kill the device's connection without a DISCONNECT packet; False if it had none."""
@@ -101,14 +110,28 @@ class DeviceSessions:
         """Disconnect every session cleanly: the devices stay `online` (retained), as at the end of a play."""
         with self._lock:
             clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            client.disconnect()
-        for client in clients:
-            client.loop_stop()
+        _goodbye(clients)
 
-    def _close(self, device: str) -> None:
-        with self._lock:
-            client = self._clients.pop(device, None)
-        if client is not None:
+
+def _goodbye(clients: list[paho.Client], timeout: float = 5.0) -> None:
+    """Send each a DISCONNECT and wait until it is on the wire, so the broker drops the will.
+
+    Stopping paho's thread right after `disconnect()` may close the socket before the packet is
+    written; the broker then sees a dead client and publishes the will (`offline`) — in a
+    takeover, after the new session already said `online`.
+    """
+    gone: list[threading.Event] = []
+    for client in clients:
+        event = threading.Event()
+        gone.append(event)
+        if client.is_connected():
+            client.on_disconnect = lambda *_args, e=event: e.set()
             client.disconnect()
-            client.loop_stop()
+        else:
+            event.set()  # never connected (or already lost): nothing to say goodbye on
+            client.disconnect()
+    deadline = time.monotonic() + timeout
+    for event in gone:
+        event.wait(max(0.0, deadline - time.monotonic()))
+    for client in clients:
+        client.loop_stop()

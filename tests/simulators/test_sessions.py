@@ -15,12 +15,14 @@ from collections.abc import Callable
 import paho.mqtt.client as paho
 import pytest
 
+from drivers import DeviceContext
 from gridwatch.broker import Mosquitto
 from gridwatch.config import load_site
 from gridwatch.mqtt import sync_client
+from simulators import encoders
 from simulators.player import MqttPublisher, ScenarioPlayer
 from simulators.scenario import Scenario
-from simulators.sessions import DeviceSessions
+from simulators.sessions import DeviceSessions, StatusTopic
 from tests.conftest import DEMO_SITE
 
 pytestmark = pytest.mark.integration
@@ -105,10 +107,6 @@ def test_devices_have_their_own_sessions_and_a_crash_fires_the_will(fresh_mosqui
         assert _is(watch.latest["acc-w1-work"], "offline") and _is(watch.latest["acc-w2-work"], "offline")
 
         # back online after the crash: a new session, a new will
-        from drivers import DeviceContext
-        from simulators import encoders
-        from simulators.sessions import StatusTopic
-
         ctx = DeviceContext.from_config(next(d for d in site.devices if d.id == "acc-w1-work"))
         topic, online = encoders.encode_status(ctx, site.site.id, True)
         sessions.up("acc-w1-work", StatusTopic(topic, online, encoders.encode_status(ctx, site.site.id, False)[1]))
@@ -148,3 +146,32 @@ def test_a_device_cannot_crash_and_be_online() -> None:
         Scenario.model_validate(
             {"name": "x", "duration_s": 1, "steps": [{"at": 0, "device": {"id": "d", "crash": True, "online": True}}]}
         )
+
+
+def test_keepalives_and_the_end_of_a_play_never_fire_a_will(fresh_mosquitto: Mosquitto) -> None:
+    """Keep-alives and the end of a play leave every device `online`: no will is ever published.
+
+    The player's keep-alives (the first due at once, while the sessions are still opening) used to
+    tear each session down and open a new one; a session torn down while connecting vanished
+    without a DISCONNECT and the broker published its will, so every device flapped offline a few
+    seconds into each scenario. A keep-alive now says `online` again on the session it has.
+    """
+    site = load_site(DEMO_SITE)
+    scenario = Scenario.model_validate(
+        {"name": "keepalive", "duration_s": 3, "background": {"positions_hz": 1, "vitals_s": 1, "keepalive": True}}
+    )
+    watch = StatusWatch(fresh_mosquitto, site.site.id)
+    publisher = MqttPublisher(fresh_mosquitto.url("devices"), identifier="keepalive-test")
+    publisher.connect()
+    sessions = DeviceSessions(fresh_mosquitto.url("devices"), "keepalive-test")
+    try:
+        ScenarioPlayer(site, scenario, publisher, sessions=sessions).run()
+        devices = {d.id for d in site.devices}
+        assert watch.wait(lambda: set(watch.latest) == devices)
+        sessions.close()
+        time.sleep(1.5)  # a will would arrive now
+        assert not [d for d, p in watch.history if _is(p, "offline")]
+    finally:
+        sessions.close()
+        publisher.close()
+        watch.close()
