@@ -10,13 +10,15 @@ from datetime import datetime
 import numpy as np
 import shapely
 from numpy.typing import NDArray
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 from shapely import STRtree
 
 from gridwatch.contract.enums import Level, PersonRole, SubjectKind, ZoneKind
 from gridwatch.contract.readings import PositionsReading
 
-from .alerts import AlertBook
+from .alerts import AlertBook, Key
 from .context import Controls, SiteView
 
 FORBIDDEN = (ZoneKind.RESTRICTED, ZoneKind.STAFF_ONLY, ZoneKind.PERIMETER)
@@ -37,7 +39,7 @@ class TagTable:
         self.supervised = np.zeros(n, dtype=bool)  # inmates and supervisees
         self.in_cell = np.zeros(n, dtype=bool)
         self.grid = np.full(n, -1, dtype=np.int64)
-        self.zone: list[str | None] = []
+        self.zone: NDArray[np.object_] = np.full(n, None, dtype=object)  # zone id (str) or None
 
     def __len__(self) -> int:
         return len(self.person)
@@ -45,15 +47,14 @@ class TagTable:
     def add(self, person_id: str, tag: str, inmate: bool, supervised: bool, grid: int) -> int:
         i = len(self.person)
         if i == len(self.x):
-            for name in ("x", "y", "seen", "ax", "ay", "at", "inmate", "supervised", "in_cell", "grid"):
+            for name in ("x", "y", "seen", "ax", "ay", "at", "inmate", "supervised", "in_cell", "grid", "zone"):
                 arr = getattr(self, name)
-                fill = np.nan if name in ("seen", "at") else (-1 if name == "grid" else 0)
+                fill = np.nan if name in ("seen", "at") else (-1 if name == "grid" else None if name == "zone" else 0)
                 grown = np.full(2 * len(arr), fill, dtype=arr.dtype)
                 grown[: len(arr)] = arr
                 setattr(self, name, grown)
         self.slot[tag] = i
         self.person.append(person_id)
-        self.zone.append(None)
         self.inmate[i], self.supervised[i], self.grid[i] = inmate, supervised, grid
         return i
 
@@ -67,31 +68,65 @@ class LocationRules:
         self.grid_ids = sorted(view.grid_polys)
         self.perimeter = [view.zone_polys[z] for z in self.zone_ids if view.zones[z].kind == ZoneKind.PERIMETER]
         self.gather_since: dict[str, datetime] = {}
+        # per zone index (as the tree returns it): its kind's flags; the last name (None) is "no zone"
+        kinds = [view.zones[z].kind for z in self.zone_ids]
+        self._cell = np.array([k == ZoneKind.CELL for k in kinds], dtype=bool)
+        self._forbidden = np.array([k in FORBIDDEN for k in kinds], dtype=bool)
+        self._zone_names = np.array([*self.zone_ids, None], dtype=object)
+        # per tag slot: the alert keys a position releases, and the slots with a curfew to check
+        self._lost_keys: list[Key] = []
+        self._zone_keys: list[Key] = []
+        self._curfew_slots: list[tuple[int, str]] = []
+
+    def _slot_of(self, tag: str) -> int:
+        """The tag's slot, added on its first position; -1 for a tag no person of the site carries."""
+        t = self.tags
+        i = t.slot.get(tag)
+        if i is not None:
+            return i
+        person = self.view.by_tag.get(tag)
+        if person is None:
+            return -1
+        grid = self.grid_ids.index(person.grid) if person.grid in self.grid_ids else -1
+        i = t.add(
+            person.id,
+            tag,
+            person.role == PersonRole.INMATE,
+            person.role in (PersonRole.INMATE, PersonRole.SUPERVISEE),
+            grid,
+        )
+        self._lost_keys.append(("location.tag_lost", SubjectKind.PERSON, person.id))
+        self._zone_keys.append(("location.restricted_zone", SubjectKind.PERSON, person.id))
+        if not person.curfew.is_never and self.view.zone_polys.get(person.home_zone or "") is not None:
+            self._curfew_slots.append((i, tag))
+        return i
+
+    def _release(self, keys: list[Key], slots: list[int], now: datetime) -> None:
+        """`book.release` for the alert of every slot, calling it only where an alert is active
+        (for the others it does nothing): most positions have no alert to release."""
+        active = self.book.active
+        if active:
+            for rule, kind, subject in active.keys() & [keys[i] for i in slots]:
+                self.book.release(rule, kind, subject, now)
 
     # -- position batches ----------------------------------------------------------------------
     def on_positions(self, r: PositionsReading, now: datetime) -> None:
         t = self.tags
-        slots, xs, ys = [], [], []
-        for pos in r.positions:
-            i = t.slot.get(pos.tag)
-            if i is None:
-                person = self.view.by_tag.get(pos.tag)
-                if person is None:
-                    continue
-                grid = self.grid_ids.index(person.grid) if person.grid in self.grid_ids else -1
-                i = t.add(
-                    person.id,
-                    pos.tag,
-                    person.role == PersonRole.INMATE,
-                    person.role in (PersonRole.INMATE, PersonRole.SUPERVISEE),
-                    grid,
-                )
-            slots.append(i)
-            xs.append(pos.x)
-            ys.append(pos.y)
+        positions = r.positions
+        get = t.slot.get
+        slots = [get(p.tag, -1) for p in positions]
+        if -1 in slots:  # a tag seen for the first time (or one nobody carries)
+            slots = [self._slot_of(p.tag) for p in positions]
+        n = len(slots)
+        idx = np.fromiter(slots, np.int64, n)
+        x = np.fromiter([p.x for p in positions], np.float64, n)
+        y = np.fromiter([p.y for p in positions], np.float64, n)
+        if -1 in slots:
+            known = idx >= 0
+            idx, x, y = idx[known], x[known], y[known]
+            slots = idx.tolist()
         if not slots:
             return
-        idx, x, y = np.asarray(slots), np.asarray(xs), np.asarray(ys)
         ts = now.timestamp()
         t.x[idx], t.y[idx], t.seen[idx] = x, y, ts
         moved = np.isnan(t.at[idx]) | (
@@ -99,11 +134,47 @@ class LocationRules:
         )
         m = idx[moved]
         t.ax[m], t.ay[m], t.at[m] = t.x[m], t.y[m], ts
-        self._zones(idx, x, y, now)
-        for i in idx.tolist():
-            self.book.release("location.tag_lost", SubjectKind.PERSON, t.person[i], now)
+        if len(set(slots)) == len(slots):
+            self._zones(idx, slots, x, y, now)
+        else:  # a tag twice in one batch: position by position, as it always was
+            self._zones_each(idx, x, y, now)
+        self._release(self._lost_keys, slots, now)
 
-    def _zones(self, idx: NDArray[np.int64], x: NDArray[np.float64], y: NDArray[np.float64], now: datetime) -> None:
+    def _zones(
+        self, idx: NDArray[np.int64], slots: list[int], x: NDArray[np.float64], y: NDArray[np.float64], now: datetime
+    ) -> None:
+        """Zone, cell flag and restricted-zone condition of each position (every tag once in `idx`).
+
+        What `_zones_each` decides hit by hit, over whole arrays: a position's zone is the last
+        forbidden zone the tree returns for it, else the first other zone, else None.
+        """
+        t, n = self.tags, len(slots)
+        zone_of = np.full(n, -1, dtype=np.int64)
+        forbidden_of = np.full(n, -1, dtype=np.int64)
+        in_cell = np.zeros(n, dtype=bool)
+        if self.zone_ids:
+            hit_in, hit_zone = self.tree.query(shapely.points(x, y), predicate="within")
+            if hit_in.size:
+                in_cell[hit_in[self._cell[hit_zone]]] = True
+                forbidden = self._forbidden[hit_zone]
+                other_in, other_zone = hit_in[~forbidden], hit_zone[~forbidden]
+                where, first = np.unique(other_in, return_index=True)
+                zone_of[where] = other_zone[first]
+                bad_in, bad_zone = hit_in[forbidden][::-1], hit_zone[forbidden][::-1]
+                where, last = np.unique(bad_in, return_index=True)
+                forbidden_of[where] = zone_of[where] = bad_zone[last]
+        t.in_cell[idx] = in_cell
+        t.zone[idx] = self._zone_names[zone_of]
+        flagged = np.flatnonzero((forbidden_of >= 0) & t.supervised[idx])
+        for k in flagged.tolist():
+            self._restricted(slots[k], self.zone_ids[int(forbidden_of[k])], now)
+        released = slots if not flagged.size else np.delete(idx, flagged).tolist()
+        self._release(self._zone_keys, released, now)
+
+    def _zones_each(
+        self, idx: NDArray[np.int64], x: NDArray[np.float64], y: NDArray[np.float64], now: datetime
+    ) -> None:
+        """`_zones` hit by hit and position by position (a batch that names a tag more than once)."""
         t = self.tags
         t.in_cell[idx] = False
         for i in idx.tolist():
@@ -122,27 +193,30 @@ class LocationRules:
                 elif t.zone[i] is None:
                     t.zone[i] = zid
         for i in idx.tolist():
-            pid = t.person[i]
             zid = inside.get(i)
             if zid is not None and t.supervised[i]:
-                person = self.view.people[pid]
-                self.book.activate(
-                    "location.restricted_zone",
-                    SubjectKind.PERSON,
-                    pid,
-                    now,
-                    zone=zid,
-                    grid=person.grid,
-                    title=f"{person.role.capitalize()} {self.view.person_name(person)} in {self.view.zone_name(zid)}",
-                    detail={
-                        "x": round(float(t.x[i]), 2),
-                        "y": round(float(t.y[i]), 2),
-                        "zone_kind": str(self.view.zones[zid].kind),
-                    },
-                    devices=(person.tag,) if person.tag else (),
-                )
+                self._restricted(i, zid, now)
             else:
-                self.book.release("location.restricted_zone", SubjectKind.PERSON, pid, now)
+                self.book.release("location.restricted_zone", SubjectKind.PERSON, t.person[i], now)
+
+    def _restricted(self, i: int, zid: str, now: datetime) -> None:
+        t = self.tags
+        person = self.view.people[t.person[i]]
+        self.book.activate(
+            "location.restricted_zone",
+            SubjectKind.PERSON,
+            person.id,
+            now,
+            zone=zid,
+            grid=person.grid,
+            title=f"{person.role.capitalize()} {self.view.person_name(person)} in {self.view.zone_name(zid)}",
+            detail={
+                "x": round(float(t.x[i]), 2),
+                "y": round(float(t.y[i]), 2),
+                "zone_kind": str(self.view.zones[zid].kind),
+            },
+            devices=(person.tag,) if person.tag else (),
+        )
 
     # -- every second --------------------------------------------------------------------------
     def on_tick(self, now: datetime) -> None:
@@ -209,24 +283,24 @@ class LocationRules:
             members = np.flatnonzero((t.grid[:n] == gi) & t.inmate[:n] & recent)
             if not members.size:
                 continue
-            locked = grid.lock_in.active(now, self.view.tz)
+            if not grid.lock_in.active(now, self.view.tz):
+                continue
             inside = shapely.contains_xy(self.view.grid_polys[gid], t.x[members], t.y[members])
-            for i, ok in zip(members.tolist(), inside.tolist(), strict=True):
+            for i in members[~inside].tolist():
                 pid = t.person[i]
-                if locked and not ok:
-                    outside.add(pid)
-                    person = self.view.people[pid]
-                    self.book.activate(
-                        "location.out_of_grid",
-                        SubjectKind.PERSON,
-                        pid,
-                        now,
-                        zone=t.zone[i],
-                        grid=gid,
-                        title=f"Inmate {self.view.person_name(person)} outside {grid.name or gid} during lock-in",
-                        detail={"x": round(float(t.x[i]), 2), "y": round(float(t.y[i]), 2)},
-                        devices=(person.tag,) if person.tag else (),
-                    )
+                outside.add(pid)
+                person = self.view.people[pid]
+                self.book.activate(
+                    "location.out_of_grid",
+                    SubjectKind.PERSON,
+                    pid,
+                    now,
+                    zone=t.zone[i],
+                    grid=gid,
+                    title=f"Inmate {self.view.person_name(person)} outside {grid.name or gid} during lock-in",
+                    detail={"x": round(float(t.x[i]), 2), "y": round(float(t.y[i]), 2)},
+                    devices=(person.tag,) if person.tag else (),
+                )
         for alert in self.book.of_rule("location.out_of_grid"):
             if alert.subject.id not in outside:
                 self.book.release("location.out_of_grid", SubjectKind.PERSON, alert.subject.id, now)
@@ -242,9 +316,10 @@ class LocationRules:
             tree = cKDTree(pts)
             counts = np.asarray(tree.query_ball_point(pts, radius, return_length=True))
             core = np.flatnonzero(counts >= need)
+            # the neighbours of every core point, in one query (one per point costs a call each)
+            near = tree.query_ball_point(pts[core], radius) if core.size else np.empty(0, dtype=object)
             for cluster in _clusters(pts[core], radius):
-                centres = core[cluster]
-                group = sorted({int(j) for c in centres.tolist() for j in tree.query_ball_point(pts[c], radius)})
+                group = sorted(set().union(*near[cluster].tolist()))
                 slots = members[group]
                 cx, cy = float(pts[group, 0].mean()), float(pts[group, 1].mean())
                 zid = self._zone_at(cx, cy)
@@ -315,11 +390,11 @@ class LocationRules:
 
     def _curfew(self, now: datetime) -> None:
         recent = self._recent(now)
-        for tag, i in self.tags.slot.items():
-            person = self.view.people[self.tags.person[i]]
-            poly = self.view.zone_polys.get(person.home_zone or "")
-            if person.curfew.is_never or poly is None or not recent[i]:
+        for i, tag in self._curfew_slots:  # the tags of people with a curfew and a home zone, in slot order
+            if not recent[i]:
                 continue
+            person = self.view.people[self.tags.person[i]]
+            poly = self.view.zone_polys[person.home_zone or ""]
             if person.curfew.active(now, self.view.tz) and not shapely.contains_xy(
                 poly, self.tags.x[i], self.tags.y[i]
             ):
@@ -350,20 +425,16 @@ class LocationRules:
 
 
 def _clusters(points: NDArray[np.float64], radius: float) -> list[NDArray[np.int64]]:
-    """Connected groups of points closer than 2·radius (their circles overlap), by union-find."""
+    """Connected groups of points closer than 2·radius (their circles overlap), each in ascending
+    order, the groups ordered by their first point."""
     if not len(points):
         return []
-    parent = list(range(len(points)))
-
-    def find(a: int) -> int:
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    for a, b in cKDTree(points).query_pairs(2 * radius):
-        parent[find(a)] = find(b)
-    groups: dict[int, list[int]] = {}
-    for k in range(len(points)):
-        groups.setdefault(find(k), []).append(k)
-    return [np.asarray(g) for g in groups.values()]
+    pairs = cKDTree(points).query_pairs(2 * radius, output_type="ndarray")
+    n = len(points)
+    graph = coo_matrix((np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    order = np.argsort(labels, kind="stable")  # by label, then by index inside a label
+    starts = np.flatnonzero(np.r_[True, labels[order][1:] != labels[order][:-1]])
+    groups = np.split(order, starts[1:])
+    groups.sort(key=lambda g: int(g[0]))
+    return groups
