@@ -30,7 +30,7 @@ from edge.vision_types import CameraObservation
 from gridwatch.clock import Clock, SystemClock
 from gridwatch.config.models import Device, SiteConfig
 
-__all__ = ["FFMPEG_OPTIONS", "CameraManager", "ObservationCallback"]
+__all__ = ["FFMPEG_OPTIONS", "OPENCV_THREADS", "SHIFT_CHECK_EVERY", "CameraManager", "ObservationCallback"]
 
 log = logging.getLogger("gridwatch.edge.camera")
 
@@ -44,6 +44,18 @@ FFMPEG_OPTIONS = "rtsp_transport;tcp|fflags;nobuffer|flags;low_delay|analyzedura
 OPEN_TIMEOUT_MS = 5000
 READ_TIMEOUT_MS = 3000
 BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
+# The tamper scene-shift check (a phase correlation, the costliest step) on every 3rd analysed frame
+# while the view looks normal: "moved" is reported up to 2 frames later (edge/vision.py, TamperDetector).
+# Not more: the sharpness baseline follows every frame not seen as tampered, so the less often the
+# shift check looks, the more frames of a passing car (briefly "moved") it follows; with 4 or 5 the
+# empty road after a close car in the test footage read as defocused.
+SHIFT_CHECK_EVERY = 3
+# OpenCV's worker pool splits each call into stripes and its workers spin-wait between calls; on
+# 320×180 frames that buys nothing and costs CPU (measured on this 2-core machine: 4 % of the
+# analysis under load, up to 0.1–0.3 ms a frame when the cores were idle enough to spin). The
+# cameras already run in parallel, an analysis thread each, so a manager turns the pool off for
+# its process when it starts. FFmpeg's decoder threads are its own: decoding is unaffected.
+OPENCV_THREADS = 1
 VIDEO_LOSS_AFTER_S = 2.0  # no new frame for this long (or 3 analysis periods, if longer) = video lost
 STATS_WINDOW_S = 2.0
 _ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
@@ -132,6 +144,7 @@ class CameraManager:
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
         self._stop.clear()
+        cv2.setNumThreads(OPENCV_THREADS)
         for cam in self._cameras.values():
             cam.threads = [
                 threading.Thread(
@@ -271,7 +284,7 @@ class CameraManager:
     def _analyse_loop(self, cam: _Camera) -> None:
         device = cam.device
         motion = MotionDetector(device.motion_mask or None, cam.min_area_fraction)
-        tamper = TamperDetector()
+        tamper = TamperDetector(check_every=SHIFT_CHECK_EVERY)
         period = 1.0 / device.fps
         loss_after = max(VIDEO_LOSS_AFTER_S, 3 * period)
         started = time.monotonic()
