@@ -168,6 +168,22 @@ def validate(model: type[M], text: str) -> M:
         raise DriverError("schema", message) from None
 
 
+def parse_object(model: type[M], text: str) -> M:
+    """`load_object(text)` then `validate(model, text)`: the same model or the same DriverError.
+
+    A text that can hold no non-finite number and validates is parsed once (by pydantic) instead of
+    twice; anything that fails validation goes the checked way, which raises the error it always did.
+    Python's json never refuses what pydantic's parser accepts here (tests/drivers/test_parse_object.py).
+    """
+    if not text.startswith("\ufeff") and not _maybe_non_finite(text):
+        try:
+            return model.model_validate_json(text, strict=True)
+        except ValidationError:
+            pass
+    load_object(text)
+    return validate(model, text)
+
+
 def resolve_ts(raw: str | float | None, received_at: datetime) -> tuple[datetime, bool]:
     """The reading's (ts, clock_skew): device time if present, valid and within CLOCK_SKEW_S."""
     if raw is None:
@@ -283,5 +299,6 @@ __all__ = [
     "data_topic",
     "device_topics",
     "parse",
+    "parse_object",
     "status_topic",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from drivers import DeviceContext, load_object, resolve_ts, validate, wiegand
+from drivers import DeviceContext, parse_object, resolve_ts, wiegand
 from gridwatch.contract import AccessPayload, AccessReading, Reading
 
 _WIEGAND = re.compile(r"wiegand([0-9]+):(.*)", re.DOTALL)
@@ -23,8 +23,7 @@ def card_number(card: str | None) -> str | None:
 
 
 def parse(ctx: DeviceContext, topic: str, text: str, received_at: datetime) -> list[Reading]:
-    load_object(text)
-    body = validate(AccessPayload, text)
+    body = parse_object(AccessPayload, text)
     card = card_number(body.card)
     ts, skew = resolve_ts(body.ts, received_at)
     return [

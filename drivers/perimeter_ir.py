@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from drivers import DeviceContext, DriverError, contact_id, load_object, resolve_ts, validate
+from drivers import DeviceContext, DriverError, contact_id, parse_object, resolve_ts
 from gridwatch.contract import PerimeterPayload, PerimeterReading, Reading
 
 
@@ -12,8 +12,7 @@ def parse(ctx: DeviceContext, topic: str, text: str, received_at: datetime) -> l
     # a Contact ID panel may also speak JSON (some gateways wrap it); the first character decides
     if ctx.format == "contact_id" and not text.lstrip().startswith("{"):
         return [_parse_contact_id(ctx, text, received_at)]
-    load_object(text)
-    body = validate(PerimeterPayload, text)
+    body = parse_object(PerimeterPayload, text)
     ts, skew = resolve_ts(body.ts, received_at)
     return [
         PerimeterReading(

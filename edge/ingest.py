@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiomqtt
-from paho.mqtt.subscribeoptions import SubscribeOptions
+import paho.mqtt.client as paho
 
 import drivers
 from gridwatch.clock import Clock, SystemClock
@@ -36,6 +36,14 @@ BACKOFF_MIN_S = 0.5
 BACKOFF_MAX_S = 30.0
 SUBSCRIBE_CHUNK = 100
 ACK_BATCH = 200  # at most this many messages are handled before their events are stored and they are acked
+READ_AHEAD = ACK_BATCH  # packets paho may read ahead in one loop pass (its own reader takes one per pass)
+
+# The device broker is read with MQTT 3.1.1: the edge subscribes, and what devices publish (any
+# version) reaches a 3.1.1 subscriber unchanged. paho's MQTT 5 parsing builds and clears a
+# Properties object for every PUBLISH and PUBACK, which cost about as much CPU as everything the
+# edge itself does with a message (bench/edge_pipeline.py). The session outlives a disconnect the
+# same way: clean session off, kept for the broker's persistent_client_expiration (7 d in our configs).
+DEVICE_PROTOCOL = aiomqtt.ProtocolVersion.V311
 
 ReadingsCallback = Callable[[list[Reading]], None]
 
@@ -60,6 +68,53 @@ def _payload_bytes(payload: Any) -> bytes:
     if payload is None:
         return b""
     return str(payload).encode()
+
+
+def _topic_of(message: paho.MQTTMessage) -> str:
+    try:
+        return message.topic
+    except UnicodeDecodeError:  # brokers refuse such topics; should one pass, it becomes an unknown topic
+        return repr(message._topic)
+
+
+class _Inbox:
+    """Messages paho has decoded and the ingest loop has not taken yet.
+
+    aiomqtt turns every message into its own Message, queues it and wakes the reading task with a
+    future per message, and paho reads one packet per event-loop pass: together that cost more CPU
+    than parsing the message. Here paho's messages are kept as they are; the first of a burst also
+    goes through aiomqtt (one item in `client.messages`, which is also how a lost connection
+    surfaces), and `take` lets paho read the packets the socket already holds before handing them
+    out, so one outbox commit and one loop pass cover a batch.
+    """
+
+    def __init__(self, mqtt: paho.Client) -> None:
+        self._mqtt = mqtt
+        self._messages: list[paho.MQTTMessage] = []
+        self._wake = mqtt.on_message  # aiomqtt's: queues a message for `client.messages`
+        mqtt.on_message = self._on_message
+
+    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        self._messages.append(message)
+        if len(self._messages) == 1 and self._wake is not None:
+            self._wake(client, userdata, message)
+
+    def take(self, limit: int) -> list[paho.MQTTMessage]:
+        """Up to `limit` messages, after reading what the socket already holds (at most READ_AHEAD packets)."""
+        messages = self._messages
+        for _ in range(READ_AHEAD):
+            if len(messages) >= limit:
+                break
+            before = len(messages)
+            try:
+                rc = self._mqtt.loop_read()
+            except Exception:  # aiomqtt's own reader meets the same error on its next pass and disconnects
+                break
+            if rc != paho.MQTT_ERR_SUCCESS or len(messages) == before:
+                break  # an error (paho has already handled the disconnect) or nothing complete was waiting
+        taken = messages[:limit]
+        del messages[:limit]
+        return taken
 
 
 def _device_in_topic(topic: str) -> str:
@@ -203,34 +258,28 @@ class Ingest:
         """Read the broker for ever; reconnect with backoff; return only when cancelled."""
         backoff = BACKOFF_MIN_S
         while True:
-            client = async_client(self.broker, self.client_id, persistent=True)
+            client = async_client(self.broker, self.client_id, persistent=True, protocol=DEVICE_PROTOCOL)
+            mqtt = client._client  # the paho client under aiomqtt
             # paho would PUBACK a QoS 1 message as soon as it arrives; a crash before the readings
             # reach the outbox would then lose it for good (the broker counts it delivered). We ack
             # only after handle() has run the rules and written the outbox, and `before_ack` has stored
             # the device events still waiting in the batcher (group commit, see _commit).
-            client._client.manual_ack_set(True)
+            mqtt.manual_ack_set(True)
+            inbox = _Inbox(mqtt)  # set before connecting: a resumed session delivers at once
             try:
                 async with client:
                     await self._subscribe(client)
                     self.stats.connected = True
                     self.stats.last_error = None
                     backoff = BACKOFF_MIN_S
-                    unacked: list[aiomqtt.Message] = []
-                    queued = client._queue  # aiomqtt's incoming queue, the one `client.messages` reads
-                    async for message in client.messages:
-                        # Messages already queued are taken right away until the next commit: the
-                        # iterator would spend a task, a wait and a loop pass on each one.
-                        while True:
-                            self.handle(message.topic.value, _payload_bytes(message.payload))
-                            unacked.append(message)
-                            if len(client.messages) == 0 and len(unacked) < ACK_BATCH:
-                                # one loop pass lets paho read what the socket already holds, so a
-                                # commit (an fsync) covers all of it rather than a message or two
-                                await asyncio.sleep(0)
-                            if len(client.messages) == 0 or len(unacked) >= ACK_BATCH:
-                                self._commit(client, unacked)
-                                break
-                            message = queued.get_nowait()
+                    # `client.messages` yields one wake-up per burst and raises MqttError when the
+                    # connection drops; the messages themselves are in `inbox`
+                    async for _wake in client.messages:
+                        while batch := inbox.take(ACK_BATCH):
+                            for message in batch:
+                                self.handle(_topic_of(message), _payload_bytes(message.payload))
+                            self._commit(mqtt, batch)
+                            await asyncio.sleep(0)  # let the uplink and the ticker run between batches
             except aiomqtt.MqttError as exc:
                 was_connected = self.stats.connected
                 self.stats.connected = False
@@ -247,25 +296,23 @@ class Ingest:
             finally:
                 self.stats.connected = False
 
-    def _commit(self, client: aiomqtt.Client, unacked: list[aiomqtt.Message]) -> None:
+    def _commit(self, mqtt: paho.Client, handled: list[paho.MQTTMessage]) -> None:
         """Store the pending device events (one outbox write for all), then acknowledge the messages."""
         if self.before_ack is not None:
             try:
                 self.before_ack()
             except Exception:
                 # not stored: leave them unacknowledged; the broker redelivers them after a reconnect
-                log.exception("storing device events failed; %d message(s) stay unacknowledged", len(unacked))
-                unacked.clear()
+                log.exception("storing device events failed; %d message(s) stay unacknowledged", len(handled))
                 return
-        for message in unacked:
-            client._client.ack(message.mid, message.qos)
-        unacked.clear()
+        for message in handled:
+            mqtt.ack(message.mid, message.qos)
 
     async def _subscribe(self, client: aiomqtt.Client) -> None:
         log.info("connected to device broker %s as %s", self.broker.redacted(), self.client_id)
         topics = self.subscriptions
         for start in range(0, len(topics), SUBSCRIBE_CHUNK):
-            chunk = [(t, SubscribeOptions(qos=1)) for t in topics[start : start + SUBSCRIBE_CHUNK]]
+            chunk = [(t, 1) for t in topics[start : start + SUBSCRIBE_CHUNK]]  # QoS 1, under MQTT 3.1.1 and 5
             await client.subscribe(chunk)
         log.info(
             "subscribed %d topics for %d devices%s",

@@ -40,16 +40,20 @@ def async_client(
     keepalive: int = 15,
     session_expiry_s: int = 7 * 24 * 3600,
     socket_options: Iterable[tuple[int, int, int]] = NODELAY,
+    protocol: aiomqtt.ProtocolVersion = aiomqtt.ProtocolVersion.V5,
 ) -> aiomqtt.Client:
-    """An aiomqtt client (MQTT 5) for `url`.
+    """An aiomqtt client (MQTT 5 unless `protocol` says otherwise) for `url`.
 
     `persistent=True` asks the broker to keep the session (subscriptions and unacknowledged
-    QoS 1 messages) across disconnects for `session_expiry_s`, so nothing is lost while we are away.
+    QoS 1 messages) across disconnects: for `session_expiry_s` on MQTT 5; on MQTT 3.1.1
+    (clean session off) for the broker's `persistent_client_expiration`, which every broker
+    config we ship sets to the same 7 days.
     The outgoing queue is bounded well under paho's 65,535 message-id limit (MEASURED.md).
     """
     broker = BrokerUrl.parse(url) if isinstance(url, str) else url
     properties = None
-    if persistent:
+    v5 = protocol == aiomqtt.ProtocolVersion.V5
+    if persistent and v5:
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = session_expiry_s
     return aiomqtt.Client(
@@ -58,8 +62,10 @@ def async_client(
         username=broker.username,
         password=broker.password,
         identifier=identifier,
-        protocol=aiomqtt.ProtocolVersion.V5,
-        clean_start=not persistent,
+        protocol=protocol,
+        # MQTT 5 names it clean start, 3.1.1 clean session (paho refuses the other one's flag)
+        clean_start=not persistent if v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
+        clean_session=None if v5 else not persistent,
         properties=properties,
         will=will,
         keepalive=keepalive,
