@@ -12,19 +12,21 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shapely.geometry import Point
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Text, and_, or_, select, type_coerce
 
 from central.domain.checks import check_limit, decode_cursor, encode_cursor, parse_enum, require_aware
 from central.domain.core import Core
 from central.domain.plans import plan_status
 from central.domain.views import (
     ALERT_ITEM_COLUMNS,
+    ALERT_ITEM_TIME_FIELDS,
     alert_item,
     alert_item_from_row,
     device_dict,
     edge_dict,
     entry_dict,
     position_dict,
+    sqlite_ts,
     transition_dict,
     ts,
     unheard_edge_dict,
@@ -49,8 +51,13 @@ EVIDENCE_WINDOW = timedelta(seconds=60)
 POSITION_FRESH = timedelta(seconds=60)
 """A position older than this does not count someone as present in a headcount."""
 _LIST_ALERTS = select(*ALERT_ITEM_COLUMNS)
-"""A page of alerts reads plain columns, not `Alert` entities: for a read-only page of 100 the ORM's
-identity map and instance bookkeeping cost more than the query (built once; statements are immutable)."""
+"""A page of alerts reads plain columns, not `Alert` entities, on a plain connection: for a read-only
+page of 100 the ORM's session, identity map and instance bookkeeping cost more than the query
+(built once; statements are immutable)."""
+_LIST_ALERTS_SQLITE = select(
+    *(type_coerce(c, Text).label(c.name) if c.name in ALERT_ITEM_TIME_FIELDS else c for c in ALERT_ITEM_COLUMNS)
+)
+"""The same on SQLite, with the date-times as the stored text (`sqlite_ts` makes RFC 3339 of it)."""
 
 
 class Queries:
@@ -83,7 +90,8 @@ class Queries:
         check_limit(limit)
         require_aware("since", since)
         require_aware("until", until)
-        query = _LIST_ALERTS
+        sqlite = self.core.db.is_sqlite
+        query = _LIST_ALERTS_SQLITE if sqlite else _LIST_ALERTS
         for column, value in (
             (Alert.workflow, parse_enum(WorkflowState, "state", state)),
             (Alert.level, parse_enum(Level, "level", level)),
@@ -112,15 +120,16 @@ class Queries:
                 or_(Alert.last_change < after_ts, and_(Alert.last_change == after_ts, Alert.id < after_id))
             )
         query = query.order_by(Alert.last_change.desc(), Alert.id.desc()).limit(limit + 1)
-        with self.core.db.read() as session:
-            rows = session.execute(query).all()
+        with self.core.db.engine.connect() as conn:
+            rows = conn.execute(query).all()
         more = len(rows) > limit
-        rows = rows[:limit]
+        stamp = sqlite_ts if sqlite else ts
+        items = [alert_item_from_row(r, stamp) for r in rows[:limit]]
         next_cursor = None
-        if more and rows:
-            last = rows[-1]
-            next_cursor = encode_cursor({"t": last.last_change.isoformat(), "id": last.id})
-        return [alert_item_from_row(r) for r in rows], next_cursor
+        if more and items:
+            last = items[-1]  # `last_change` is RFC 3339 in UTC: what `datetime.isoformat` gave the cursor
+            next_cursor = encode_cursor({"t": last["last_change"], "id": last["id"]})
+        return items, next_cursor
 
     def get_alert(self, alert_id: str) -> dict[str, Any]:
         """One alert with its transitions, history, evidence (snapshots, nearby device events) and plan."""

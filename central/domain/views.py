@@ -6,7 +6,7 @@ them, so an `alert` SSE event and `GET /alerts/{id}` can never disagree on a fie
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,8 +25,9 @@ ALERT_ITEM_FIELDS = (
     "suppressed", "origin", "resolution", "officer", "shelved_until",
 )  # fmt: skip
 """The `Alert` attributes an alert item is made of, in the order `alert_item_from_row` takes them."""
-ALERT_ITEM_COLUMNS = tuple(getattr(Alert, name) for name in ALERT_ITEM_FIELDS)
+ALERT_ITEM_COLUMNS = tuple(Alert.__table__.c[name] for name in ALERT_ITEM_FIELDS)
 """Select these (not the `Alert` entity) to list alerts: rows for `alert_item_from_row`, no ORM objects."""
+ALERT_ITEM_TIME_FIELDS = frozenset({"first_seen", "last_change", "shelved_until"})
 
 
 def alert_item(a: Alert) -> dict[str, Any]:
@@ -34,8 +35,28 @@ def alert_item(a: Alert) -> dict[str, Any]:
     return alert_item_from_row(tuple(getattr(a, name) for name in ALERT_ITEM_FIELDS))
 
 
-def alert_item_from_row(row: Sequence[Any]) -> dict[str, Any]:
-    """`alert_item` of a row of `ALERT_ITEM_COLUMNS` (a page of a list is read as plain rows)."""
+def sqlite_ts(text: str | None) -> str | None:
+    """`ts` of a date-time SQLite stores as SQLAlchemy writes it (naive UTC `YYYY-MM-DD HH:MM:SS.ffffff`).
+
+    A page of alerts has three date-times per row: parsing each stored text into a datetime and
+    formatting it again was a third of a list request. Text of any other shape is parsed.
+    """
+    if text is None:
+        return None
+    if len(text) == 26 and text[10] == " " and text[19] == "." and text[4] == text[7] == "-" and text[13] == ":":
+        if text.endswith(".000000"):  # `isoformat` leaves out zero microseconds
+            return f"{text[:10]}T{text[11:19]}+00:00"
+        return f"{text[:10]}T{text[11:]}+00:00"
+    value = datetime.fromisoformat(text)
+    return ts(value if value.tzinfo is not None else value.replace(tzinfo=UTC))
+
+
+def alert_item_from_row(row: Sequence[Any], stamp: Callable[[Any], str | None] = ts) -> dict[str, Any]:
+    """`alert_item` of a row of `ALERT_ITEM_COLUMNS` (a page of a list is read as plain rows).
+
+    `stamp` turns the row's date-time values into RFC 3339: `ts` for datetimes, `sqlite_ts` for the
+    stored text a SQLite list query selects instead.
+    """
     (
         id_, rule, level, condition, workflow, site, edge, area, grid, zone, subject_kind, subject_id, devices,
         title, first_seen, last_change, snapshot, escalated_to, detail, suppressed, origin, resolution, officer,
@@ -55,8 +76,8 @@ def alert_item_from_row(row: Sequence[Any]) -> dict[str, Any]:
         "subject": {"kind": subject_kind, "id": subject_id},
         "devices": list(devices),
         "title": title,
-        "first_seen": ts(first_seen),
-        "last_change": ts(last_change),
+        "first_seen": stamp(first_seen),
+        "last_change": stamp(last_change),
         "snapshot": snapshot,
         "escalated_to": escalated_to,
         "detail": detail,
@@ -64,7 +85,7 @@ def alert_item_from_row(row: Sequence[Any]) -> dict[str, Any]:
         "origin": origin,
         "resolution": resolution,
         "officer": officer,
-        "shelved_until": ts(shelved_until),
+        "shelved_until": stamp(shelved_until),
     }
 
 

@@ -13,7 +13,8 @@ from influxdb_client.client.influxdb_client import InfluxDBClient
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.domain.write_precision import WritePrecision
 
-from .points import SUBJECT_TAGS, FieldValue, QueuedWriter, TsPoint, to_line
+from .lineproto import LineFormatter
+from .points import SUBJECT_TAGS, FieldValue, QueuedWriter, TsPoint
 
 __all__ = ["InfluxStore"]
 
@@ -27,7 +28,7 @@ def _selector_value(text: str) -> str:
     return json.dumps(text)
 
 
-class InfluxStore(QueuedWriter):
+class InfluxStore(QueuedWriter[bytes]):
     """Writes line protocol with influxdb-client's SYNCHRONOUS WriteApi in a worker thread.
 
     VictoriaMetrics accepts the InfluxDB v2 write API and stores `measurement_field` series with
@@ -45,16 +46,31 @@ class InfluxStore(QueuedWriter):
         self.bucket = bucket
         self._client = InfluxDBClient(url=self.url, token=token or "", org=org, timeout=WRITE_TIMEOUT_MS)
         self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
+        self._formatter = LineFormatter()
         self._http = httpx.AsyncClient(base_url=self.url, timeout=10.0)
 
-    async def _write_batch(self, batch: list[TsPoint]) -> None:
-        lines = [line for line in (to_line(p) for p in batch) if line is not None]
-        if lines:
-            await asyncio.to_thread(self._write_lines, lines)
+    def _prepare(self, batch: list[TsPoint]) -> tuple[bytes, list[TsPoint]]:
+        """The batch as one line-protocol body (influxdb-client then sends it as is, without a pass per line)."""
+        try:
+            return "\n".join(self._formatter.lines(batch)).encode(), []
+        except TypeError:  # some point's field is of a type line protocol has no form for: find it, keep the rest
+            lines, rejected = [], []
+            for p in batch:
+                try:
+                    line = self._formatter.line(p)
+                except TypeError as exc:
+                    rejected.append(p)
+                    log.error("time-series point %r %s dropped: %s", p.measurement, p.tags, exc)
+                    continue
+                if line is not None:
+                    lines.append(line)
+            return "\n".join(lines).encode(), rejected
 
-    def _write_lines(self, lines: list[str]) -> None:
+    def _send(self, payload: bytes) -> None:
+        if not payload:
+            return
         precision: Any = WritePrecision.NS  # a str constant that the library annotates as the enum
-        self._write_api.write(bucket=self.bucket, org=self.org, record="\n".join(lines), write_precision=precision)
+        self._write_api.write(bucket=self.bucket, org=self.org, record=payload, write_precision=precision)
 
     async def ping(self) -> bool:
         try:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
+from typing import Generic, NamedTuple, TypeVar
 
 from gridwatch.contract import AlertTransition, Condition, DevicesBody, TelemetryBody
+
+from .lineproto import LineFormatter, ts_ns
 
 __all__ = [
     "SUBJECT_TAGS",
@@ -22,6 +23,7 @@ __all__ = [
     "points_from_devices",
     "points_from_telemetry",
     "to_line",
+    "ts_ns",
 ]
 
 log = logging.getLogger(__name__)
@@ -35,11 +37,14 @@ QUEUE_MAX = 100_000
 BATCH_MAX = 5_000
 RETRY_START_S = 0.5
 RETRY_MAX_S = 10.0
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+PayloadT = TypeVar("PayloadT")
 
 
-@dataclass(frozen=True, slots=True)
-class TsPoint:
+class TsPoint(NamedTuple):
+    """One point of a measurement. A NamedTuple, not a frozen dataclass: telemetry makes hundreds of
+    thousands a second, and a frozen dataclass's `__init__` (one `object.__setattr__` per field) cost
+    more than formatting the point's line."""
+
     measurement: str
     tags: dict[str, str]
     fields: dict[str, FieldValue]
@@ -48,8 +53,11 @@ class TsPoint:
 
 # -- from uplink bodies -------------------------------------------------------------------
 def points_from_telemetry(site: str, body: TelemetryBody) -> list[TsPoint]:
-    """One point per telemetry entry; `site` is added to the tags."""
-    return [TsPoint(p.m, {**p.tags, "site": site}, dict(p.fields), p.ts) for p in body.batch]
+    """One point per telemetry entry; `site` is added to the tags.
+
+    The fields dict is the (frozen) body's own, not a copy: neither store changes a point's dicts.
+    """
+    return [TsPoint(p.m, {**p.tags, "site": site}, p.fields, p.ts) for p in body.batch]
 
 
 def point_from_alert(t: AlertTransition) -> TsPoint:
@@ -81,55 +89,28 @@ def points_from_devices(site: str, body: DevicesBody) -> list[TsPoint]:
 
 
 # -- line protocol ------------------------------------------------------------------------
-def _escape_key(text: str) -> str:
-    """Measurement names, tag keys/values and field keys: escape backslash, comma, equals, space."""
-    return (
-        text.replace("\\", "\\\\")
-        .replace(",", "\\,")
-        .replace("=", "\\=")
-        .replace(" ", "\\ ")
-        .replace("\n", "\\ ")  # line protocol has no escape for a newline: make it a space
-    )
-
-
-def _field_value(value: FieldValue) -> str | None:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return f"{value}i"
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else None  # NaN/inf are not valid line protocol
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
-
-
-def ts_ns(ts: datetime) -> int:
-    """Exact integer nanoseconds since the epoch (no float rounding)."""
-    aware = ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
-    return ((aware - _EPOCH) // timedelta(microseconds=1)) * 1000
+_FORMATTER = LineFormatter()
 
 
 def to_line(p: TsPoint) -> str | None:
     """One line of InfluxDB line protocol (ns precision), or None if the point has no valid field."""
-    fields = []
-    for key, value in p.fields.items():
-        text = _field_value(value)
-        if text is not None:
-            fields.append(f"{_escape_key(key)}={text}")
-    if not fields:
-        return None
-    tags = "".join(f",{_escape_key(k)}={_escape_key(v)}" for k, v in sorted(p.tags.items()) if v)
-    measurement = p.measurement.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ")
-    return f"{measurement}{tags} {','.join(fields)} {ts_ns(p.ts)}"
+    return _FORMATTER.line(p)
 
 
 # -- the bounded queue and its background writer -----------------------------------------------
-class QueuedWriter(ABC):
+class QueuedWriter(ABC, Generic[PayloadT]):
     """`write()` only enqueues (bounded; overflow is dropped and counted); a task writes batches.
 
-    A failed batch stays at the head of the queue and is retried with backoff, so a down server
-    neither blocks nor crashes the caller: points wait until the queue is full, then new ones are shed.
-    Subclasses implement `_write_batch`.
+    A batch is written in two steps, each in a worker thread: `_prepare` turns points into what the
+    server takes (CPU only: line protocol, row tuples) and `_send` hands it over (I/O). Batch k+1 is
+    prepared while batch k is being sent, so our formatting overlaps the server's own work instead
+    of alternating with it (on two cores that is most of the difference to the raw client).
+
+    A failed batch, and the one prepared behind it, go back to the head of the queue in order and
+    are retried with backoff, so a down server neither blocks nor crashes the caller: points wait
+    until the queue is full, then new ones are shed. A point `_prepare` cannot encode is dropped and
+    counted (it would fail every retry and hold up every point behind it). Memory stays bounded:
+    at most `queue_max` points queued plus the two batches in flight.
     """
 
     def __init__(self, *, queue_max: int = QUEUE_MAX, batch_max: int = BATCH_MAX) -> None:
@@ -145,8 +126,12 @@ class QueuedWriter(ABC):
         self._busy = False
 
     @abstractmethod
-    async def _write_batch(self, batch: list[TsPoint]) -> None:
-        """Write one batch durably or raise."""
+    def _prepare(self, batch: list[TsPoint]) -> tuple[PayloadT, list[TsPoint]]:
+        """(What `_send` writes, the points that cannot be encoded and were left out); runs in a worker thread."""
+
+    @abstractmethod
+    def _send(self, payload: PayloadT) -> None:
+        """Write one prepared batch durably or raise; in a worker thread."""
 
     @property
     def stats(self) -> dict[str, int]:
@@ -176,32 +161,58 @@ class QueuedWriter(ABC):
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            if await self._flush_one():
+            if await self._drain():
                 delay = RETRY_START_S
             else:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
 
-    async def _flush_one(self) -> bool:
-        """Write the head batch; on failure (or cancellation) put it back at the head. True on success."""
+    def _take(self) -> list[TsPoint]:
         n = min(self.batch_max, len(self._queue))
-        batch = [self._queue.popleft() for _ in range(n)]
+        return [self._queue.popleft() for _ in range(n)]
+
+    async def _prepared(self, batch: list[TsPoint]) -> PayloadT:
+        """`_prepare` in a thread; points it rejects leave `batch` (so a retry does not count them twice)."""
+        payload, rejected = await asyncio.to_thread(self._prepare, batch)
+        if rejected:
+            gone = {id(p) for p in rejected}
+            batch[:] = [p for p in batch if id(p) not in gone]
+            self._dropped += len(rejected)
+            log.error("time-series writer dropped %d points it cannot encode (see the error above)", len(rejected))
+        return payload
+
+    async def _drain(self) -> bool:
+        """Write batches until the queue is empty; False after a failure (unwritten batches are back in the queue)."""
+        taken: deque[list[TsPoint]] = deque()  # out of the queue, oldest first, not yet written
         self._busy = True
-        done = False
         try:
-            await self._write_batch(batch)
-            done = True
+            taken.append(self._take())
+            payload = await self._prepared(taken[0])
+            while True:
+                if not self._queue:
+                    await asyncio.to_thread(self._send, payload)
+                    self._written += len(taken.popleft())
+                    return True
+                taken.append(self._take())
+                sent, following = await asyncio.gather(
+                    asyncio.to_thread(self._send, payload), self._prepared(taken[1]), return_exceptions=True
+                )
+                if isinstance(sent, BaseException):
+                    raise sent
+                self._written += len(taken.popleft())
+                if isinstance(following, BaseException):
+                    raise following
+                payload = following
         except Exception as exc:
             self._errors += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
-            log.warning("time-series write of %d points failed (%s); will retry", n, self.last_error)
+            unwritten = sum(len(b) for b in taken)
+            log.warning("time-series write of %d points failed (%s); will retry", unwritten, self.last_error)
+            return False
         finally:
+            while taken:  # on failure or cancellation: back to the head, in their order
+                self._queue.extendleft(reversed(taken.pop()))
             self._busy = False
-            if not done:
-                self._queue.extendleft(reversed(batch))
-        if done:
-            self._written += n
-        return done
 
     async def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every queued point is written; False if that did not happen within `timeout`."""
@@ -211,7 +222,7 @@ class QueuedWriter(ABC):
             if loop.time() >= deadline:
                 return False
             if self._task is None:  # never started: write inline
-                if not await self._flush_one():
+                if not await self._drain():
                     await asyncio.sleep(RETRY_START_S)
             else:
                 await asyncio.sleep(0.02)

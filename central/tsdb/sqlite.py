@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -14,6 +15,8 @@ from typing import Any
 from .points import SUBJECT_TAGS, QueuedWriter, TsPoint, ts_ns
 
 __all__ = ["SqliteStore"]
+
+log = logging.getLogger(__name__)
 
 PRUNE_EVERY_S = 60.0
 
@@ -47,7 +50,11 @@ def _subjects(p: TsPoint) -> list[str | None]:
     return out
 
 
-class SqliteStore(QueuedWriter):
+def _row(p: TsPoint) -> tuple[Any, ...]:
+    return (p.measurement, ts_ns(p.ts), json.dumps(p.tags), json.dumps(p.fields), *_subjects(p))
+
+
+class SqliteStore(QueuedWriter[list[tuple[Any, ...]]]):
     """Points in one SQLite file; rows older than `retention_s` are pruned as new ones arrive."""
 
     def __init__(self, path: Path, *, retention_s: float = 30 * 86400) -> None:
@@ -63,11 +70,20 @@ class SqliteStore(QueuedWriter):
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
 
-    async def _write_batch(self, batch: list[TsPoint]) -> None:
-        await asyncio.to_thread(self._insert, batch)
+    def _prepare(self, batch: list[TsPoint]) -> tuple[list[tuple[Any, ...]], list[TsPoint]]:
+        try:
+            return [_row(p) for p in batch], []
+        except (TypeError, ValueError):  # a point JSON cannot hold: find it, keep the rest
+            rows, rejected = [], []
+            for p in batch:
+                try:
+                    rows.append(_row(p))
+                except (TypeError, ValueError) as exc:
+                    rejected.append(p)
+                    log.error("time-series point %r %s dropped: %s", p.measurement, p.tags, exc)
+            return rows, rejected
 
-    def _insert(self, batch: list[TsPoint]) -> None:
-        rows = [(p.measurement, ts_ns(p.ts), json.dumps(p.tags), json.dumps(p.fields), *_subjects(p)) for p in batch]
+    def _send(self, rows: list[tuple[Any, ...]]) -> None:
         with self._lock:
             self._db.execute("BEGIN")
             try:
