@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Response
 
 from central.api.deps import AlertScope, ServiceDep, alert_visible
@@ -48,8 +49,22 @@ def _in_scope(service: ServiceDep, scope: frozenset[str] | None, alert_id: str) 
     return alert
 
 
+_LIST_THREADS = 4
+"""List queries running at once per process. FastAPI runs sync routes on up to 40 threads; under a
+burst they all fight for the GIL and each request's CPU doubles (bench/central.py), so a slow
+moment turned into a growing queue. Four keep both cores busy without the fight."""
+_list_limiter: anyio.CapacityLimiter | None = None
+
+
+def _limiter() -> anyio.CapacityLimiter:
+    global _list_limiter
+    if _list_limiter is None:  # created on first use: anyio needs the running event loop
+        _list_limiter = anyio.CapacityLimiter(_LIST_THREADS)
+    return _list_limiter
+
+
 @router.get("/alerts", response_model=AlertList)
-def list_alerts(
+async def list_alerts(
     service: ServiceDep,
     _actor: AnyUser,
     scope: AlertScope,
@@ -69,23 +84,27 @@ def list_alerts(
 
     An officer gets only the alerts of their own grids (`central.users[].grids`).
     """
-    items, next_cursor = service.list_alerts(
-        state=state,
-        level=level,
-        rule=rule,
-        site=site,
-        area=area,
-        grid=grid,
-        condition=condition,
-        since=since,
-        until=until,
-        limit=limit,
-        cursor=cursor,
-        grids=scope,
-    )
+
+    def query() -> tuple[list[dict[str, Any]], str | None, bytes | None]:
+        items, next_cursor = service.list_alerts(
+            state=state,
+            level=level,
+            rule=rule,
+            site=site,
+            area=area,
+            grid=grid,
+            condition=condition,
+            since=since,
+            until=until,
+            limit=limit,
+            cursor=cursor,
+            grids=scope,
+        )
+        return items, next_cursor, alert_list_json(items, next_cursor)
+
+    items, next_cursor, body = await anyio.to_thread.run_sync(query, limiter=_limiter())
     # `response_model` stays (it is the OpenAPI schema); a Response returned as is skips FastAPI
-    # validating and dumping 100 models in a worker thread. The same bytes, see alert_list_json.
-    body = alert_list_json(items, next_cursor)
+    # validating and dumping 100 models. The same bytes, see alert_list_json.
     if body is None:  # not the usual item shape: let the model validate it (a bug answers 500)
         return {"items": items, "next_cursor": next_cursor}
     return Response(body, media_type="application/json")
