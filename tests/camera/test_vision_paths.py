@@ -183,3 +183,56 @@ def test_observe_at_the_analysis_rate_on_real_footage(step: int) -> None:
     moving = np.array([o.motion for o in obs])
     assert not moving[: 50 // step].any()  # the empty wet road at the start
     assert 0.2 < moving.mean() < 0.8
+
+
+def _general_motion_fraction(detector: MotionDetector, moved: Frame) -> float:
+    """The general path for one thresholded difference: a full opening, then a full-frame masked count."""
+    opened = cv2.morphologyEx(moved, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+    assert detector._mask is not None
+    return float(np.count_nonzero(cv2.bitwise_and(opened, detector._mask))) / detector._mask_area
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    mask=st.sampled_from([None, LOWER, [(0.1, 0.1), (0.4, 0.2), (0.3, 0.9)], [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0)]]),
+    density=st.sampled_from([0.0, 0.002, 0.02, 0.3]),
+    blobs=st.integers(0, 4),
+    seed=st.integers(0, 2**16),
+)
+def test_split_opening_and_box_count_match_the_general_path(
+    mask: list[tuple[float, float]] | None, density: float, blobs: int, seed: int
+) -> None:
+    """MotionDetector opens as erode + dilate (the dilation skipped when the erosion leaves nothing) and
+    counts only inside the mask's bounding box: the same fraction as morphologyEx + a full-frame count."""
+    rng = np.random.default_rng(seed)
+    background = np.full((180, 320), 100, np.uint8)
+    frame = background.copy()
+    frame[rng.random(frame.shape) < density] = 200  # speckle (single pixels: the opening removes them)
+    for _ in range(blobs):
+        x, y = int(rng.integers(0, 300)), int(rng.integers(0, 160))
+        frame[y : y + int(rng.integers(2, 40)), x : x + int(rng.integers(2, 60))] = 220
+    detector = MotionDetector(mask, 0.005, blur=1)  # blur 1: the thresholded difference is known exactly
+    assert detector.update(background) == 0.0
+    _, moved = cv2.threshold(cv2.absdiff(frame, background), detector.threshold, 255, cv2.THRESH_BINARY)
+    want = _general_motion_fraction(detector, moved)
+    got = detector.update(frame)
+    if np.count_nonzero(cv2.morphologyEx(moved, cv2.MORPH_OPEN, detector._kernel)) > 0.7 * moved.size:
+        assert got == 0.0  # "lightning": not motion
+    else:
+        assert got == want
+
+
+@pytest.mark.parametrize("step", [1, 2, 3])
+def test_sharpness_baseline_is_not_dragged_up_by_passing_cars(step: int) -> None:
+    """The defocus check keeps a wide margin on the footage: a close car (sharp edges) pulled the followed
+    baseline up until the empty road after it measured 0.244-0.251 of it, against a 0.25 threshold."""
+    tamper = TamperDetector(check_every=SHIFT_CHECK_EVERY)
+    ratios = []
+    for frame in _footage()[::step]:
+        small = downscale_grey(frame, tamper.width)
+        base = tamper.baseline_sharpness
+        assert tamper.update(small) is None
+        if base is not None and tamper._learned >= tamper.learn_frames:
+            sharp = float(cv2.meanStdDev(cv2.Laplacian(cv2.GaussianBlur(small, (3, 3), 0), cv2.CV_16S))[1][0, 0]) ** 2
+            ratios.append(sharp / base)
+    assert min(ratios) > 2 * tamper.defocus_ratio  # measured: 0.56 at every step, 0.26 before the clamp
