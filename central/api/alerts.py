@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Response
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response
 
 from central.api.deps import AlertScope, ServiceDep, alert_visible
 from central.api.schemas import (
@@ -49,22 +49,25 @@ def _in_scope(service: ServiceDep, scope: frozenset[str] | None, alert_id: str) 
     return alert
 
 
-_LIST_THREADS = 4
-"""List queries running at once per process. FastAPI runs sync routes on up to 40 threads; under a
-burst they all fight for the GIL and each request's CPU doubles (bench/central.py), so a slow
-moment turned into a growing queue. Four keep both cores busy without the fight."""
-_list_limiter: anyio.CapacityLimiter | None = None
+# List queries running at once per process. FastAPI would run up to 40 sync handlers at once;
+# under an open-loop 200 req/s they fought for the GIL, each request's CPU doubled and the queue
+# grew without end (bench/central.py). On SQLite the work is all Python and SQLite under the GIL,
+# so one at a time is fastest (200 req/s answered, 4.3 ms CPU each, against 176 req/s with four);
+# PostgreSQL requests also wait on the server with the GIL released, so a few overlap.
+_LIST_THREADS = {True: 1, False: 4}
 
 
-def _limiter() -> anyio.CapacityLimiter:
-    global _list_limiter
-    if _list_limiter is None:  # created on first use: anyio needs the running event loop
-        _list_limiter = anyio.CapacityLimiter(_LIST_THREADS)
-    return _list_limiter
+def _limiter(request: Request, sqlite: bool) -> anyio.CapacityLimiter:
+    """The app's own (an app's event loop owns it; tests run several apps in one process)."""
+    limiter: anyio.CapacityLimiter | None = getattr(request.app.state, "list_limiter", None)
+    if limiter is None:  # created on first use: anyio needs the running event loop
+        limiter = request.app.state.list_limiter = anyio.CapacityLimiter(_LIST_THREADS[sqlite])
+    return limiter
 
 
 @router.get("/alerts", response_model=AlertList)
 async def list_alerts(
+    request: Request,
     service: ServiceDep,
     _actor: AnyUser,
     scope: AlertScope,
@@ -102,7 +105,8 @@ async def list_alerts(
         )
         return items, next_cursor, alert_list_json(items, next_cursor)
 
-    items, next_cursor, body = await anyio.to_thread.run_sync(query, limiter=_limiter())
+    limiter = _limiter(request, service.db.is_sqlite)
+    items, next_cursor, body = await anyio.to_thread.run_sync(query, limiter=limiter)
     # `response_model` stays (it is the OpenAPI schema); a Response returned as is skips FastAPI
     # validating and dumping 100 models. The same bytes, see alert_list_json.
     if body is None:  # not the usual item shape: let the model validate it (a bug answers 500)
