@@ -113,6 +113,7 @@ class EdgeAgent:
             health=self.health,
             clock=self.clock,
             before_ack=self._flush_events,
+            alert_count=lambda: self.alerts_sent,
         )
         self.uplink = Uplink(
             uplink_broker,
