@@ -119,13 +119,17 @@ class SseTimer(threading.Thread):
         ):
             self.ready.set()
             event = ""
-            for line in response.iter_lines():
-                if line.startswith("event:"):
-                    event = line[6:].strip()
-                elif line.startswith("data:") and event == "alert":
-                    t = time.perf_counter()
-                    item = json.loads(line[5:])
-                    self.events.append((t, item["rule"], (item.get("subject") or {}).get("id", ""), item["condition"]))
+            try:
+                for line in response.iter_lines():
+                    if line.startswith("event:"):
+                        event = line[6:].strip()
+                    elif line.startswith("data:") and event == "alert":
+                        t = time.perf_counter()
+                        item = json.loads(line[5:])
+                        subject = (item.get("subject") or {}).get("id", "")
+                        self.events.append((t, item["rule"], subject, item["condition"]))
+            except httpx.RemoteProtocolError:
+                return  # central stopped at the end of the run and cut the stream mid-chunk
 
 
 class Sampler(threading.Thread):
