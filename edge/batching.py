@@ -82,6 +82,24 @@ def _ring_box(ring: Ring) -> tuple[float, float, float, float]:
     return (min(xs) - margin, max(xs) + margin, min(ys), max(ys))
 
 
+def _rect(ring: Ring) -> tuple[float, float, float, float] | None:
+    """(x0, x1, y0, y1) of a ring that is an axis-aligned rectangle (4 distinct corners), else None.
+
+    Ray casting on such a ring crosses only its two vertical edges, for y0 <= y < y1, at exactly
+    x0 and x1 ((xj - xi) is 0, so the crossing abscissa is the edge's x with no rounding): inside
+    is then x0 <= x < x1.
+    """
+    if len(ring) != 4:
+        return None
+    xs, ys = sorted({px for px, _ in ring}), sorted({py for _, py in ring})
+    if len(xs) != 2 or len(ys) != 2 or len(set(ring)) != 4:  # four distinct corners
+        return None
+    for (ax, ay), (bx, by) in zip(ring, ring[1:] + ring[:1], strict=True):
+        if ax != bx and ay != by:  # a diagonal edge: not a rectangle's outline
+            return None
+    return (xs[0], xs[1], ys[0], ys[1])
+
+
 def _point_unchecked(
     m: str, tags: dict[str, str], fields: dict[str, float | int | bool | str], ts: datetime
 ) -> TelemetryPoint:
@@ -171,6 +189,8 @@ class Batcher:
             (g.id, [(float(px), float(py)) for px, py in g.polygon]) for a in site.areas for g in a.grids
         ]
         self._grid_boxes = [(grid_id, ring, *_ring_box(ring)) for grid_id, ring in self._grids]
+        # axis-aligned rectangles (most grids): `_in_ring` is exactly x0 <= x < x1 and y0 <= y < y1
+        self._grid_rects = [_rect(ring) for _grid_id, ring in self._grids]
         self._events: list[DeviceEvent] = []
         self._points: list[TelemetryPoint] = []
         self._last_point: dict[tuple[str, str], datetime] = {}
@@ -228,7 +248,11 @@ class Batcher:
         self.stats.by_measurement[point.m] = self.stats.by_measurement.get(point.m, 0) + 1
 
     def grid_at(self, x: float, y: float) -> str | None:
-        for grid_id, ring, x0, x1, y0, y1 in self._grid_boxes:
+        for (grid_id, ring, x0, x1, y0, y1), rect in zip(self._grid_boxes, self._grid_rects, strict=True):
+            if rect is not None:
+                if rect[0] <= x < rect[1] and rect[2] <= y < rect[3]:
+                    return grid_id
+                continue
             # outside the ring's box no edge can be crossed an odd number of times: skip the ray casting
             if y0 <= y < y1 and x0 <= x <= x1 and _in_ring(x, y, ring):
                 return grid_id
