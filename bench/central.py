@@ -18,6 +18,7 @@ PostgreSQL is the machine's (127.0.0.1:5432, user postgres, trust auth), as the 
 
 from __future__ import annotations
 
+import gc
 import json
 import secrets
 import subprocess
@@ -321,7 +322,9 @@ def _serve_main(conf_path: Path) -> None:
         role=conf.get("role", "all"),
         static_dir=None,
     )
-    uvicorn.run(create_app(settings), host="127.0.0.1", port=conf["port"], log_level="error", access_log=False)
+    app = create_app(settings)
+    gc.freeze()  # as `gridwatch central run` does (central/cli.py)
+    uvicorn.run(app, host="127.0.0.1", port=conf["port"], log_level="error", access_log=False)
 
 
 class _Http:

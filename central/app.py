@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -169,9 +168,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None, tsdb: TimeSeri
             tasks.append(asyncio.create_task(relay.run(), name="central-stream-relay"))
             if settings.role != "api":  # every ingest worker ticks: each timer step re-checks under a row lock
                 tasks.append(asyncio.create_task(_tick(service, clock, settings.tick_s), name="central-tick"))
-            # everything loaded at start (site model, SQLAlchemy, FastAPI's routes) lives as long as the
-            # process: leave it out of the collector's full passes, which otherwise walk it all
-            gc.freeze()
             log.info("central %s for site '%s' (role %s) started", __version__, settings.site.site.id, settings.role)
             yield
         finally:

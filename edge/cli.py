@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import logging
 import os
@@ -110,6 +111,7 @@ def run(
     except OSError as exc:
         raise _fail([f"edge {edge_cfg.id}: cannot open the outbox {edge_cfg.outbox}: {exc}"]) from None
     try:
+        gc.freeze()  # the site and rule tables live as long as the process: out of the collector's full passes
         asyncio.run(agent.run())
     except OSError as exc:
         raise _fail([f"edge {edge_cfg.id}: {exc.strerror or exc}"]) from None
