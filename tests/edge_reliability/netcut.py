@@ -14,7 +14,7 @@ no RST, no FIN, the broker stays up; the edge's TCP connection simply stops carr
 and the edge must notice through MQTT keep-alive, keep raising alerts into its outbox and
 deliver them all, once each, when the link comes back. The counting subscriber runs on the
 uplink side (`python -m tests.edge_reliability.netcut count URL FILE` under nsenter) and is never
-cut. Needs root (or CAP_SYS_ADMIN + CAP_NET_ADMIN) and veth support; the test skips otherwise.
+cut. Needs root (or CAP_SYS_ADMIN + CAP_NET_ADMIN) and veth support; the test fails otherwise.
 """
 
 from __future__ import annotations
