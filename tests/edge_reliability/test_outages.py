@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -243,6 +244,30 @@ async def settle_alerts(agent: EdgeAgent, central: Central) -> int:
     return stored
 
 
+@contextlib.asynccontextmanager
+async def running(agent: EdgeAgent, central: Central, devices: Devices) -> AsyncIterator[asyncio.Task[None]]:
+    """The edge and the counting subscriber, connected, then the devices publishing; all stopped on exit.
+
+    Yields the devices' task: set `devices.stop` and await it to end the load.
+    """
+    agent_task = asyncio.create_task(agent.run(install_signal_handlers=False))
+    central_task = asyncio.create_task(central.run())
+    try:
+        await wait_for(
+            lambda: agent.ingest.stats.connected and agent.uplink.connected and central.connected,
+            "the edge and the subscriber to connect",
+            15,
+        )
+        yield asyncio.create_task(devices.run())
+    finally:
+        devices.stop = True
+        central_task.cancel()
+        await agent.stop()
+        await agent_task
+        with contextlib.suppress(asyncio.CancelledError):
+            await central_task
+
+
 def _expected_complete(central: Central, devices: Devices) -> bool:
     t = tally(central)
     return (
@@ -285,13 +310,7 @@ def test_broker_restart_mid_stream(fresh_mosquitto: Mosquitto, tmp_path: Path) -
     async def scenario() -> tuple[Central, Devices, float]:
         central = Central(fresh_mosquitto.url("central"))
         devices = Devices(fresh_mosquitto.url("devices"))
-        agent_task = asyncio.create_task(agent.run(install_signal_handlers=False))
-        central_task = asyncio.create_task(central.run())
-        await wait_for(
-            lambda: agent.ingest.stats.connected and agent.uplink.connected and central.connected, "connect", 15
-        )
-        device_task = asyncio.create_task(devices.run())
-        try:
+        async with running(agent, central, devices) as device_task:
             await asyncio.sleep(3)
             await asyncio.to_thread(fresh_mosquitto.restart, 2)
             up = time.monotonic()
@@ -306,13 +325,6 @@ def test_broker_restart_mid_stream(fresh_mosquitto: Mosquitto, tmp_path: Path) -
             await asyncio.sleep(1.5)  # late duplicates would arrive now
             marks["stored"] = await settle_alerts(agent, central)
             return central, devices, recovered
-        finally:
-            devices.stop = True
-            central_task.cancel()
-            await agent.stop()
-            await agent_task
-            with contextlib.suppress(asyncio.CancelledError):
-                await central_task
 
     central, devices, recovered = asyncio.run(scenario())
     t = tally(central)
@@ -344,13 +356,7 @@ def test_uplink_outage_under_load_alerts_drain_first(fresh_mosquitto: Mosquitto,
     async def scenario() -> tuple[Central, Devices]:
         central = Central(uplink_broker.url("central"))
         devices = Devices(fresh_mosquitto.url("devices"))
-        agent_task = asyncio.create_task(agent.run(install_signal_handlers=False))
-        central_task = asyncio.create_task(central.run())
-        await wait_for(
-            lambda: agent.ingest.stats.connected and agent.uplink.connected and central.connected, "connect", 15
-        )
-        device_task = asyncio.create_task(devices.run())
-        try:
+        async with running(agent, central, devices) as device_task:
             await asyncio.sleep(3)
             await asyncio.to_thread(uplink_broker.stop)
             marks["down_mono"], marks["down_epoch"] = time.monotonic(), time.time()
@@ -369,13 +375,6 @@ def test_uplink_outage_under_load_alerts_drain_first(fresh_mosquitto: Mosquitto,
             await asyncio.sleep(1.5)
             marks["stored"] = await settle_alerts(agent, central)
             return central, devices
-        finally:
-            devices.stop = True
-            central_task.cancel()
-            await agent.stop()
-            await agent_task
-            with contextlib.suppress(asyncio.CancelledError):
-                await central_task
 
     try:
         central, devices = asyncio.run(scenario())
