@@ -21,6 +21,13 @@ Three modes (docs/scale-out.md):
   session on `gridwatch/v1/{site}/+/cmd_result` that completes the requests this process waits for
   and publishes its commands. cmd_results are stored (idempotently) by every listener that gets
   them, before a waiting request is answered.
+
+Confirmations (``direct`` and ``shared``): what this process has committed — or recognised as a
+repeat of something committed — is confirmed to its edge on `…/{edge}/cmd/confirm`, batched every
+`CONFIRM_EVERY_S` (docs/protocol.md "Confirmations"). The edge keeps alerts, events, device
+reports, snapshots and command results until then, so a broker that loses messages after its
+PUBACK (a crash before its autosave, a full queue) costs a resend, not an alarm. Nothing rejected
+is confirmed, nor anything the database would not take: the edge keeps those and sends them again.
 """
 
 from __future__ import annotations
@@ -44,8 +51,10 @@ from central.settings import Settings
 from central.tsdb import TimeSeriesStore, TsPoint, point_from_alert, points_from_devices, points_from_telemetry
 from gridwatch.config.broker import BrokerUrl
 from gridwatch.contract.uplink import (
+    CONFIRM_CMD,
     AlertTransition,
     CmdResult,
+    ConfirmCmd,
     DevicesBody,
     EventsBody,
     Heartbeat,
@@ -54,6 +63,7 @@ from gridwatch.contract.uplink import (
     UplinkKind,
     parse_uplink,
     split_uplink_topic,
+    uplink_topic,
 )
 from gridwatch.mqtt import async_client, describe_connect_error
 
@@ -63,6 +73,8 @@ Mode = Literal["direct", "shared", "commands"]
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _RETRIES = 3  # transient failures (a locked database) are retried before the message is given up
+CONFIRM_EVERY_S = 0.05  # confirmations are batched per edge for this long
+_CONFIRM_MAX = 5_000  # ids per confirmation message (ConfirmCmd allows 10,000 per kind)
 
 
 class Malformed(ValueError):
@@ -102,6 +114,9 @@ class Ingest:
         self.connected = False
         self.identifier = self._identifier()
         self._rejected_edges: set[tuple[str, str]] = set()  # (edge, reason) already logged
+        # edge → kind → ids committed and not yet confirmed; only filled while a connection can send them
+        self._to_confirm: dict[str, dict[str, list[str]]] = {}
+        self._confirming = False
 
     def _identifier(self) -> str:
         base = self.settings.mqtt_identifier
@@ -158,14 +173,23 @@ class Ingest:
                         ", ".join(self.topics()),
                     )
                     backoff = 1.0
-                    async for message in client.messages:
-                        payload = message.payload
-                        data = payload if isinstance(payload, bytes) else str(payload or "").encode()
-                        await self.process(message.topic.value, data)
-                        client._client.ack(message.mid, message.qos)
+                    confirmer = asyncio.create_task(self._confirm_loop(client), name="ingest-confirm")
+                    self._confirming = self.full
+                    try:
+                        async for message in client.messages:
+                            payload = message.payload
+                            data = payload if isinstance(payload, bytes) else str(payload or "").encode()
+                            await self.process(message.topic.value, data)
+                            client._client.ack(message.mid, message.qos)
+                    finally:
+                        confirmer.cancel()
+                        await asyncio.gather(confirmer, return_exceptions=True)
             except aiomqtt.MqttError as exc:
                 log.warning("%s; retrying in %.0f s", describe_connect_error(exc, url, "central"), backoff)
             finally:
+                # unsent confirmations are dropped: the edges send those items again and get them confirmed then
+                self._confirming = False
+                self._to_confirm.clear()
                 self._set_connected(False, None)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 30.0)
@@ -198,6 +222,8 @@ class Ingest:
                 await self._dispatch(edge, kind, body)
                 if self.primary:
                     self.metrics.ingested.labels(kind).inc()
+                if self._confirming:
+                    self._note_committed(edge, kind, body)
                 return
             except asyncio.CancelledError:
                 raise
@@ -209,6 +235,41 @@ class Ingest:
                     )
                     return
                 await asyncio.sleep(0.2 * attempt)
+
+    def _note_committed(self, edge: str, kind: str, body: Any) -> None:
+        """Remember to confirm a committed (or repeated) message to its edge; see the module doc."""
+        if kind == UplinkKind.SNAPSHOTS:
+            key = body[0]
+        elif isinstance(body, AlertTransition | EventsBody | DevicesBody):
+            key = body.event_id
+        elif isinstance(body, CmdResult):
+            key = body.request_id
+        else:  # telemetry and heartbeats are not confirmed
+            return
+        self._to_confirm.setdefault(edge, {}).setdefault(kind, []).append(key)
+
+    async def _confirm_loop(self, client: aiomqtt.Client) -> None:
+        """Every CONFIRM_EVERY_S, send each edge one `cmd/confirm` with what was committed meanwhile."""
+        while True:
+            await asyncio.sleep(CONFIRM_EVERY_S)
+            if self._to_confirm:
+                pending, self._to_confirm = self._to_confirm, {}
+                for edge, by_kind in pending.items():
+                    await self._send_confirm(client, edge, by_kind)
+
+    async def _send_confirm(self, client: aiomqtt.Client, edge: str, by_kind: dict[str, list[str]]) -> None:
+        topic = uplink_topic(self.site.site.id, edge, UplinkKind.CMD, CONFIRM_CMD)
+        while any(by_kind.values()):
+            part = {kind: ids[:_CONFIRM_MAX] for kind, ids in by_kind.items() if ids}
+            by_kind = {kind: ids[_CONFIRM_MAX:] for kind, ids in by_kind.items()}
+            body = ConfirmCmd.model_validate(part).model_dump_json(exclude_defaults=True).encode()
+            try:
+                await client.publish(topic, body, qos=1)
+            except aiomqtt.MqttError as exc:
+                # the edge resends what stays unconfirmed; its repeat is confirmed then
+                log.warning("confirming %d item(s) to edge '%s' failed: %s", sum(map(len, part.values())), edge, exc)
+                return
+            self.metrics.confirmed.inc(sum(map(len, part.values())))
 
     def _reject(self, topic: str, payload: bytes, exc: Malformed) -> None:
         """Count every rejected message; log the first one per (edge, reason) as a warning, the rest at debug."""

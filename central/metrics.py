@@ -29,6 +29,11 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.confirmed = Counter(
+            "gridwatch_central_ingest_confirmed",
+            "Uplink messages confirmed to their edge after commit (cmd/confirm)",
+            registry=r,
+        )
         self.alerts = Counter(
             "gridwatch_central_alert_transitions", "New alert transitions stored, by level", ["level"], registry=r
         )

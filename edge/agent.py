@@ -379,6 +379,13 @@ class EdgeAgent:
             "outbox": {
                 "path": str(self.outbox_path),
                 "depth": self.outbox.depth() if not self._closed else {},
+                # sent, kept until central confirms it committed them (docs/protocol.md "Confirmations")
+                "awaiting_confirmation": self.outbox.awaiting_confirmation() if not self._closed else {},
+                "oldest_unconfirmed_s": self.outbox.oldest_unconfirmed_age() if not self._closed else None,
+                "confirmations": self.outbox.confirms,
+                "confirmed": self.outbox.confirmed,
+                "resent_lost": self.outbox.requeued_overtaken,
+                "resent_probes": self.outbox.requeued_probes,
                 "telemetry_dropped": self.outbox.telemetry_dropped,
                 "write_error": self.outbox_error,
                 "alerts_held_in_memory": len(self._unstored),
@@ -467,7 +474,13 @@ class EdgeAgent:
         self._save_rules()
         if self.status_server is not None:
             await self.status_server.close()
-        depth = self.outbox.depth()
+        depth, awaiting = self.outbox.depth(), self.outbox.awaiting_confirmation()
         self.outbox.close()
         self._closed = True
-        log.info("edge %s stopped; %d item(s) stay in the outbox for next time", self.edge.id, sum(depth.values()))
+        log.info(
+            "edge %s stopped; %d item(s) stay in the outbox for next time, %d of them sent and awaiting central's "
+            "confirmation",
+            self.edge.id,
+            sum(depth.values()) + sum(awaiting.values()),
+            sum(awaiting.values()),
+        )

@@ -73,6 +73,19 @@ class EdgeCollector(Collector):
         for lane, n in sorted(s["outbox"]["depth"].items()):
             depth.add_metric([*values, lane], n)
         yield depth
+        awaiting = GaugeMetricFamily(
+            "gridwatch_edge_outbox_awaiting_confirmation",
+            "Items sent and kept until central confirms it committed them, per lane",
+            labels=[*names, "lane"],
+        )
+        for lane, n in sorted(s["outbox"]["awaiting_confirmation"].items()):
+            awaiting.add_metric([*values, lane], n)
+        yield awaiting
+        yield counter(
+            "gridwatch_edge_outbox_resent_lost",
+            "Items the broker acknowledged that never reached central, sent again",
+            s["outbox"]["resent_lost"],
+        )
         yield counter(
             "gridwatch_edge_telemetry_dropped",
             "Telemetry items shed by the outbox bound",

@@ -1,10 +1,15 @@
 """Drain the outbox to the uplink broker (QoS 1), send heartbeats and receive central's commands.
 
-An outbox item is acknowledged (deleted) only after the broker's PUBACK for it: aiomqtt's
-`publish` at QoS 1 returns when paho's on_publish fired. Up to `window` publishes are in flight
-at once. When the connection drops, in-flight publishes are abandoned and their items are
-published again on the next connection: duplicates are possible (central dedups by event_id),
-losses are not.
+An outbox item is acknowledged only after the broker's PUBACK for it: aiomqtt's `publish` at
+QoS 1 returns when paho's on_publish fired. Up to `window` publishes are in flight at once. When
+the connection drops, in-flight publishes are abandoned and their items are published again on
+the next connection: duplicates are possible (central dedups by event_id), losses are not.
+
+The broker's PUBACK is not the end for alerts, events, device reports, snapshots and command
+results: once central has shown it confirms (`cmd/confirm`, docs/protocol.md), the outbox keeps
+them until central says it committed them, and once a second the drain loop sends again what
+looks lost (`Outbox.requeue_lost`): what a broker crash between its PUBACK and its next autosave
+would otherwise lose for good.
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiomqtt
+from pydantic import ValidationError
 
 from edge.outbox import Outbox, OutboxItem
 from gridwatch.config.broker import BrokerUrl
-from gridwatch.contract import Heartbeat, HeartbeatWill, UplinkKind, uplink_topic
+from gridwatch.contract import CONFIRM_CMD, ConfirmCmd, Heartbeat, HeartbeatWill, UplinkKind, uplink_topic
 from gridwatch.mqtt import async_client, describe_connect_error
 
 __all__ = ["Uplink"]
@@ -32,6 +38,9 @@ BACKOFF_START_S = 0.5
 BACKOFF_MAX_S = 10.0
 POLL_S = 0.5
 PUBLISH_TIMEOUT_S = 30.0
+REQUEUE_EVERY_S = 1.0
+CONFIRM_GRACE_S = 10.0  # an overtaken item may be in another ingest worker's backlog for this long
+CONFIRM_PROBE_S = 15.0  # the newest unconfirmed item is sent again after this long (doubling)
 
 CommandHandler = Callable[[str, dict[str, Any]], Awaitable[None]]
 
@@ -54,6 +63,8 @@ class Uplink:
         on_command: CommandHandler | None = None,
         window: int = 200,
         heartbeat_s: float = 5.0,
+        confirm_grace_s: float = CONFIRM_GRACE_S,
+        confirm_probe_s: float = CONFIRM_PROBE_S,
     ) -> None:
         if window < 1:
             raise ValueError("window must be at least 1")
@@ -65,6 +76,9 @@ class Uplink:
         self.on_command = on_command
         self.window = window
         self.heartbeat_s = heartbeat_s
+        self.confirm_grace_s = confirm_grace_s
+        self.confirm_probe_s = confirm_probe_s
+        self.confirms_received = 0
         self.identifier = f"gridwatch-edge-{site}-{edge}"
         self.connected = False
         self.published = 0
@@ -189,8 +203,13 @@ class Uplink:
                 self.published += 1
             wake.set()
 
+        next_requeue = 0.0
+        loop = asyncio.get_running_loop()
         try:
             while True:
+                if self.outbox.confirms and loop.time() >= next_requeue:
+                    next_requeue = loop.time() + REQUEUE_EVERY_S
+                    await self._requeue_lost()
                 if failure:
                     raise _PublishFailed(str(failure[0]) or type(failure[0]).__name__)
                 if done_ids:
@@ -216,6 +235,29 @@ class Uplink:
             if done_ids:  # PUBACKed before the connection went: never send them again
                 self.outbox.ack(done_ids)
 
+    async def _requeue_lost(self) -> None:
+        requeued = await asyncio.to_thread(
+            self.outbox.requeue_lost, grace_s=self.confirm_grace_s, probe_s=self.confirm_probe_s
+        )
+        if requeued.overtaken:
+            log.warning(
+                "uplink: %d item(s) acknowledged by the broker were never confirmed by central, though later "
+                "ones were: lost between the broker and central (a broker crash?); sending them again",
+                requeued.overtaken,
+            )
+        if requeued.probed:
+            log.info("uplink: the newest unconfirmed item waited too long; sent again to ask central")
+
+    async def _confirm(self, body: dict[str, Any]) -> None:
+        try:
+            confirm = ConfirmCmd.model_validate(body)
+        except ValidationError as exc:
+            self.bad_commands += 1
+            log.warning("uplink: ignoring a bad confirmation from central: %s", exc.errors()[0]["msg"])
+            return
+        self.confirms_received += 1
+        await asyncio.to_thread(self.outbox.confirm, confirm.keys())
+
     async def _heartbeats(self, client: aiomqtt.Client) -> None:
         topic = self.topic(UplinkKind.HEARTBEAT)
         while True:
@@ -238,6 +280,9 @@ class Uplink:
             except ValueError as exc:
                 self.bad_commands += 1
                 log.warning("uplink: ignoring command %r with a bad body: %s", name, exc)
+                continue
+            if name == CONFIRM_CMD:  # handled here: it is about the outbox, and answered by nothing
+                await self._confirm(body)
                 continue
             self.commands += 1
             if self.on_command is None:

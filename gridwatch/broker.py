@@ -68,6 +68,8 @@ class Mosquitto:
 
     `host` and `launcher` are for fault tests that put the broker in a network namespace of its
     own: it listens on `host` and is started as `launcher + [mosquitto, -c, conf]` (e.g. nsenter).
+    `autosave_s` is Mosquitto's `autosave_interval`: what a SIGKILL can lose is what arrived since
+    the last save (fault tests set it long to lose everything queued).
     """
 
     def __init__(
@@ -78,8 +80,10 @@ class Mosquitto:
         *,
         host: str = "127.0.0.1",
         launcher: tuple[str, ...] = (),
+        autosave_s: int = 1,
     ) -> None:
         self.workdir = Path(workdir)
+        self.autosave_s = autosave_s
         self.host = host
         self.launcher = launcher
         self.port = port or free_port()
@@ -139,7 +143,7 @@ class Mosquitto:
                     f"acl_file {self.workdir / 'acl'}",
                     "persistence true",
                     f"persistence_location {data}/",
-                    "autosave_interval 1",
+                    f"autosave_interval {self.autosave_s}",
                     # the default 1,000 queued messages per client loses data for slow QoS 1
                     # subscribers (MEASURED.md); an edge outage under load needs far more
                     "max_queued_messages 1000000",

@@ -55,10 +55,13 @@ from .readings import (
 )
 from .uplink import (
     CMD_BODIES,
+    CONFIRM_CMD,
+    CONFIRMED_KINDS,
     UPLINK_ROOT,
     AlertTransition,
     ArmCmd,
     CmdResult,
+    ConfirmCmd,
     DeviceEvent,
     DeviceHealth,
     DevicesBody,
@@ -75,15 +78,16 @@ from .uplink import (
     UplinkBody,
     UplinkKind,
     WalkTestCmd,
+    confirm_key,
     parse_uplink,
     split_uplink_topic,
     uplink_topic,
 )
 
 __all__ = [
-    "CMD_BODIES", "ID_PATTERN", "READING_ADAPTER", "UPLINK_ROOT",
+    "CMD_BODIES", "CONFIRMED_KINDS", "CONFIRM_CMD", "ID_PATTERN", "READING_ADAPTER", "UPLINK_ROOT",
     "AccessEvent", "AccessPayload", "AccessReading", "AlertTransition", "ArmCmd", "AwareDatetime",
-    "CameraEvent", "CameraEventPayload", "CameraEventReading", "CmdResult", "Condition",
+    "CameraEvent", "CameraEventPayload", "CameraEventReading", "CmdResult", "Condition", "ConfirmCmd",
     "DeviceEvent", "DeviceHealth", "DeviceStatus", "DevicesBody", "Direction", "EventId", "EventsBody",
     "Family", "GpsFix", "Heartbeat", "HeartbeatWill", "Id", "Level", "MaintenanceCmd", "Measurement",
     "OutboxDepth", "PerimeterPayload", "PerimeterReading", "PerimeterState", "PersonRole", "Position",
@@ -91,6 +95,6 @@ __all__ = [
     "RuleName", "Sha256", "StatusReading", "StrapState", "Subject", "SubjectKind", "TelemetryBody",
     "TelemetryPoint", "UplinkBody", "UplinkKind", "UserRole", "VitalsReading", "WalkTestCmd",
     "WorkflowState", "WristbandEvent", "WristbandEventPayload", "WristbandEventReading",
-    "WristbandTelemetryPayload", "ZoneKind", "format_ts", "new_event_id", "parse_ts",
+    "WristbandTelemetryPayload", "ZoneKind", "confirm_key", "format_ts", "new_event_id", "parse_ts",
     "parse_uplink", "split_uplink_topic", "uplink_topic", "utcnow", "uuid7",
 ]

@@ -5,6 +5,7 @@ Central parses every uplink body with `parse_uplink(suffix, payload)` and nothin
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -185,6 +186,87 @@ CMD_BODIES: dict[str, type[_Body]] = {
     "maintenance": MaintenanceCmd,
     "walk_test": WalkTestCmd,
 }
+
+# -- end-to-end confirmation (gridwatch extension, docs/protocol.md "Confirmations") ----------------
+CONFIRM_CMD = "confirm"
+"""`cmd/confirm`: central → edge, the uplink messages central has finished with."""
+
+CONFIRMED_KINDS = (
+    UplinkKind.ALERTS,
+    UplinkKind.EVENTS,
+    UplinkKind.DEVICES,
+    UplinkKind.SNAPSHOTS,
+    UplinkKind.CMD_RESULT,
+)
+"""The uplink kinds an edge keeps after the broker's PUBACK until central confirms them.
+
+Telemetry is not among them: it is downsampled, sheddable and written to a best-effort store.
+Heartbeats are QoS 0.
+"""
+
+_ID_PREFIX = {  # the first field pydantic writes for each body, when the sender is gridwatch
+    UplinkKind.ALERTS: b'{"event_id":"',
+    UplinkKind.EVENTS: b'{"event_id":"',
+    UplinkKind.DEVICES: b'{"event_id":"',
+    UplinkKind.CMD_RESULT: b'{"request_id":"',
+}
+_ID_FIELD = {UplinkKind.ALERTS: "event_id", UplinkKind.EVENTS: "event_id", UplinkKind.DEVICES: "event_id",
+             UplinkKind.CMD_RESULT: "request_id"}  # fmt: skip
+
+
+class ConfirmCmd(_Body):
+    """The body of `cmd/confirm`: per uplink kind, the ids of the messages central has finished with.
+
+    Finished means committed to its database, recognised as a repeat of one already committed, or
+    rejected for good (a body that will never validate). A message central could not store (its
+    database was down) is not confirmed, so the edge sends it again. Ids are `event_id`s for
+    alerts, events and devices, the sha256 for snapshots and the `request_id` for cmd_result.
+    """
+
+    alerts: list[str] = Field(default_factory=list, max_length=10_000)
+    events: list[str] = Field(default_factory=list, max_length=10_000)
+    devices: list[str] = Field(default_factory=list, max_length=10_000)
+    snapshots: list[str] = Field(default_factory=list, max_length=10_000)
+    cmd_result: list[str] = Field(default_factory=list, max_length=10_000)
+
+    def keys(self) -> list[str]:
+        """The confirmation keys (see `confirm_key`) this body confirms."""
+        return [f"{kind}:{i}" for kind in CONFIRMED_KINDS for i in getattr(self, str(kind))]
+
+
+def confirm_key(topic_suffix: str, payload: bytes) -> str | None:
+    """`"{kind}:{id}"` for an uplink message that central confirms, None for one it does not.
+
+    `topic_suffix` is the part of the topic after `{site}/{edge}/` ("alerts", "snapshots/<sha256>").
+    Both ends derive the same key: the edge when it stores a message, central (through
+    `ConfirmCmd.keys`) from the ids it confirms. A body without a readable id has no key and is
+    handled as before confirmations existed (deleted on PUBACK).
+    """
+    kind, _, rest = topic_suffix.partition("/")
+    if kind == UplinkKind.SNAPSHOTS:
+        return f"{kind}:{rest}" if rest else None
+    prefix = _ID_PREFIX.get(kind)  # type: ignore[call-overload]
+    if prefix is None or rest:
+        return None
+    if payload.startswith(prefix):  # gridwatch's own bodies: no JSON parse needed
+        end = payload.find(b'"', len(prefix))
+        if end > len(prefix) and b"\\" not in payload[len(prefix) : end]:
+            return f"{kind}:{payload[len(prefix) : end].decode('utf-8', 'replace')}"
+    return key_of_body(kind, payload)
+
+
+def key_of_body(kind: str, payload: bytes | str) -> str | None:
+    """The confirmation key of a JSON body of uplink `kind` by a full parse; None if it names no id."""
+    field = _ID_FIELD.get(kind)  # type: ignore[call-overload]
+    if field is None:
+        return None
+    try:
+        obj = json.loads(payload)
+    except ValueError:
+        return None
+    value = obj.get(field) if isinstance(obj, dict) else None
+    return f"{kind}:{value}" if isinstance(value, str) and value else None
+
 
 UplinkBody = AlertTransition | EventsBody | TelemetryBody | DevicesBody | Heartbeat | HeartbeatWill | CmdResult
 

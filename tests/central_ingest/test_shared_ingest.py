@@ -163,7 +163,8 @@ def test_an_all_in_one_process_on_the_shared_subscription_still_gets_its_command
         answering.on_subscribe = lambda *_args: subscribed.set()
         answering.connect("127.0.0.1", broker.port)
         answering.loop_start()
-        answering.subscribe(uplink_topic(SITE_ID, "edge-a", "cmd", "#"), qos=1)
+        # roll calls only: central also confirms each stored cmd_result on cmd/confirm
+        answering.subscribe(uplink_topic(SITE_ID, "edge-a", "cmd", "rollcall"), qos=1)
         assert subscribed.wait(5)
 
         token = httpx.post(

@@ -31,7 +31,12 @@ def _status() -> dict[str, Any]:
         "ingest": {"connected": True, "messages": 7, "readings": 6},
         "uplink": {"connected": False, "reconnects": 2},
         "alerts": {"active": 1, "sent": 3},
-        "outbox": {"depth": {"alerts": 2, "telemetry": 5}, "telemetry_dropped": 0},
+        "outbox": {
+            "depth": {"alerts": 2, "telemetry": 5},
+            "awaiting_confirmation": {"alerts": 4, "events": 1},
+            "resent_lost": 3,
+            "telemetry_dropped": 0,
+        },
         "batching": {"downsampled": 9},
         "dead_letters": letters.summary(),
         "devices": {"count": 4, "online": 3, "devices": []},
@@ -56,6 +61,8 @@ def test_status_metrics_and_not_found() -> None:
     assert metrics.status_code == 200
     text = metrics.text
     assert 'gridwatch_edge_outbox_depth{edge="edge-w1",lane="alerts",site="demo-prison"} 2.0' in text
+    assert 'gridwatch_edge_outbox_awaiting_confirmation{edge="edge-w1",lane="alerts",site="demo-prison"} 4.0' in text
+    assert 'gridwatch_edge_outbox_resent_lost_total{edge="edge-w1",site="demo-prison"} 3.0' in text
     assert 'gridwatch_edge_uplink_connected{edge="edge-w1",site="demo-prison"} 0.0' in text
     assert 'device="ir-n-01"' in text and 'reason="not_utf8"' in text
     assert "gridwatch_edge_dead_letters_total" in text

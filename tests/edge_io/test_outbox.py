@@ -165,3 +165,23 @@ def test_state_is_written_with_the_items_and_survives_reopening(tmp_path: Path) 
     assert again.get_state("rules") == b'{"v":2}'
     assert [i.payload for i in again.peek(10)] == [b"a1"]
     again.close()
+
+
+def test_only_telemetry_and_deletions_commit_without_waiting_for_the_disk(tmp_path: Path) -> None:
+    """What must survive a power loss is fsynced; telemetry and deletions (a repeat at worst) are not."""
+    box = Outbox(tmp_path / "o.db")
+
+    def synchronous() -> int:  # 2 = FULL (fsync per commit), 1 = NORMAL (WAL synced later)
+        return int(box._db.execute("PRAGMA synchronous").fetchone()[0])
+
+    telemetry = box.put(Lane.TELEMETRY, "telemetry", b"t")
+    assert synchronous() == 1
+    box.put_many([(Lane.TELEMETRY, "telemetry", b"t"), (Lane.EVENTS, "events", b"e")])
+    assert synchronous() == 2
+    box.ack([telemetry])
+    assert synchronous() == 1
+    box.put(Lane.ALERTS, "alerts", b"a")
+    assert synchronous() == 2
+    box.put_many([], state=("rules", b"{}"))
+    assert synchronous() == 2
+    box.close()

@@ -20,7 +20,9 @@ from edge.outbox import Lane, Outbox
 from edge.uplink import Uplink
 from gridwatch.broker import Mosquitto, edge_acl
 from gridwatch.contract import (
+    CONFIRM_CMD,
     AlertTransition,
+    ConfirmCmd,
     Heartbeat,
     HeartbeatWill,
     OutboxDepth,
@@ -316,6 +318,93 @@ def test_a_clean_stop_says_offline_at_once(fresh_mosquitto: Mosquitto, tmp_path:
             await collector.wait_for(lambda: any(b"offline" in p for _, p in collector.messages), 5)
         last = parse_uplink("heartbeat", collector.messages[-1][1])
         assert isinstance(last, HeartbeatWill) and last.state == "offline"
+
+    asyncio.run(main())
+    box.close()
+
+
+class ConfirmingCollector(Collector):
+    """A Collector that confirms what it received on `cmd/confirm`, batched, as central does."""
+
+    async def run(self) -> None:
+        while True:
+            try:
+                async with async_client(self.url, self.identifier, persistent=True) as client:
+                    self.connects += 1
+                    await client.subscribe(self.topic, qos=1)
+                    self.subscribed.set()
+                    pending: list[str] = []
+                    async with running(self._confirm(client, pending)):
+                        async for message in client.messages:
+                            payload = message.payload
+                            assert isinstance(payload, bytes)
+                            self.messages.append((message.topic.value, payload))
+                            event_id = json.loads(payload)["event_id"]
+                            self.event_ids.add(event_id)
+                            pending.append(event_id)
+                            self.arrived.set()
+            except aiomqtt.MqttError:
+                await asyncio.sleep(0.2)
+
+    @staticmethod
+    async def _confirm(client: aiomqtt.Client, pending: list[str]) -> None:
+        while True:
+            await asyncio.sleep(0.05)
+            if pending:
+                body = ConfirmCmd(alerts=pending[:5000]).model_dump_json().encode()
+                del pending[:5000]
+                await client.publish(uplink_topic(SITE, EDGE, "cmd", CONFIRM_CMD), body, qos=1)
+
+
+def test_a_broker_crash_after_its_puback_loses_nothing_once_central_confirms(
+    fresh_mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """The broker PUBACKs 1,000 alerts for an offline central and is SIGKILLed before it saves them.
+
+    Without confirmations every one of them is gone (the edge deleted each on its PUBACK). With
+    them, the edge keeps them, its probe reaches central once both are back, central's answer
+    overtakes the rest, and every alert arrives.
+    """
+    fresh_mosquitto.autosave_s = 3600  # nothing queued is saved before the crash: the loss is certain
+    fresh_mosquitto.restart()
+    edge_url = fresh_mosquitto.add_user(EDGE, edge_acl(EDGE))
+    box = Outbox(tmp_path / "outbox.db")
+    total = 1000
+
+    async def main() -> None:
+        topic = uplink_topic(SITE, EDGE, "alerts")
+        central = ConfirmingCollector(fresh_mosquitto.url("central"), topic, "central-crash")
+        uplink = Uplink(
+            edge_url, SITE, EDGE, box, heartbeat=heartbeat_of(box), confirm_grace_s=0.5, confirm_probe_s=1.0
+        )
+        first = alert_body(-1)
+        async with running(uplink.run()):
+            async with running(central.run()):  # one confirmed alert: the edge learns that central confirms
+                await asyncio.wait_for(central.subscribed.wait(), 10)
+                box.put(Lane.ALERTS, "alerts", first)
+                uplink.notify()
+                await central.wait_for(lambda: box.confirms and len(box) == 0, 10)
+            # central is offline (its session queues); the broker PUBACKs every alert, then crashes
+            bodies = [alert_body(n) for n in range(total)]
+            expected = {json.loads(b)["event_id"] for b in bodies}
+            box.put_many((Lane.ALERTS, "alerts", b) for b in bodies)
+            uplink.notify()
+            await central.wait_for(lambda: box.awaiting_confirmation()["alerts"] == total, 20)
+            assert box.depth()["alerts"] == 0 and uplink.published == total + 1
+            await asyncio.to_thread(fresh_mosquitto.kill)
+            await asyncio.to_thread(fresh_mosquitto.start)
+            async with running(central.run()):
+                await central.wait_for(lambda: central.event_ids >= expected and len(box) == 0, 60)
+        got = event_ids(central.messages)
+        assert set(got) - {json.loads(first)["event_id"]} == expected
+        # the broker lost all of them: each went again, the newest as a probe, the rest overtaken by it
+        assert box.requeued_probes >= 1
+        assert box.requeued_overtaken + box.requeued_probes >= total
+        print(
+            f"broker crash: {total} alerts lost by the broker after its PUBACK, all delivered again "
+            f"({box.requeued_probes} probe(s), {box.requeued_overtaken} overtaken); {len(got) - len(set(got))} "
+            "duplicates for central's dedup"
+        )
 
     asyncio.run(main())
     box.close()
