@@ -236,3 +236,23 @@ def test_sharpness_baseline_is_not_dragged_up_by_passing_cars(step: int) -> None
             sharp = float(cv2.meanStdDev(cv2.Laplacian(cv2.GaussianBlur(small, (3, 3), 0), cv2.CV_16S))[1][0, 0]) ** 2
             ratios.append(sharp / base)
     assert min(ratios) > 2 * tamper.defocus_ratio  # measured: 0.56 at every step, 0.26 before the clamp
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    h=st.integers(2, 300),
+    w=st.integers(2, 700),
+    out_w=st.integers(1, 700),
+    out_h=st.integers(1, 300),
+    seed=st.integers(0, 2**16),
+)
+def test_sixteen_bit_bilinear_step_is_the_eight_bit_one_within_a_grey_level(
+    h: int, w: int, out_w: int, out_h: int, seed: int
+) -> None:
+    """downscale_grey resizes its fractional remainder on a 16-bit copy (OpenCV's vectorised path):
+    the same bilinear resize as the 8-bit one, rounded alike to within one grey level."""
+    grey = np.random.default_rng(seed).integers(0, 256, (h, w), dtype=np.uint8)
+    eight = cv2.resize(grey, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
+    sixteen = cv2.resize(grey.astype(np.uint16), (out_w, out_h), interpolation=cv2.INTER_LINEAR)
+    assert int(sixteen.max()) <= 255
+    assert np.abs(sixteen.astype(int) - eight).max() <= 1
