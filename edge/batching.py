@@ -4,6 +4,12 @@ Events (door opens, card reads, beam alarms and restores, band and camera events
 changes) are never thinned. Telemetry is downsampled before it reaches the outbox: positions
 at most one point per tag per second, vitals and GPS one point per band per 10 s (by device
 time). A batch is flushed every `flush_s` seconds or as soon as it holds `max_items` items.
+
+RTLS positions stay columns from the reading to the body: downsampling compares a batch's times
+with a per-tag array at once, the grid of every position is one array test per rectangle grid,
+and their JSON is written from the columns when a body is made (`_PositionRun`), byte for byte
+what TelemetryBody's own serialiser writes for the same points (tests/edge/test_batching_columns.py).
+Building a TelemetryPoint per position, then serialising it, cost about 5 µs a position.
 """
 
 from __future__ import annotations
@@ -11,6 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
+
+import numpy as np
+import pydantic_core
+from numpy.typing import NDArray
 
 from gridwatch.config.models import SiteConfig
 from gridwatch.contract import (
@@ -22,12 +32,12 @@ from gridwatch.contract import (
     PositionsReading,
     Reading,
     StatusReading,
-    TelemetryBody,
     TelemetryPoint,
     VitalsReading,
     WristbandEventReading,
     new_event_id,
 )
+from gridwatch.contract.readings import PositionColumns, columns_of
 
 BodyKind = Literal["events", "telemetry"]
 Ring = list[tuple[float, float]]
@@ -100,50 +110,46 @@ def _rect(ring: Ring) -> tuple[float, float, float, float] | None:
     return (xs[0], xs[1], ys[0], ys[1])
 
 
-def _point_unchecked(
-    m: str, tags: dict[str, str], fields: dict[str, float | int | bool | str], ts: datetime
-) -> TelemetryPoint:
-    """What `TelemetryPoint(m=..., tags=..., fields=..., ts=...)` builds, for values of the right
-    types already (fresh dicts of str / float values and a reading's aware time), without validation."""
-    point = _new_point(TelemetryPoint)
-    _set_attr(point, "__dict__", {"m": m, "tags": tags, "fields": fields, "ts": ts})
-    _set_attr(point, "__pydantic_fields_set__", set(_POINT_FIELDS))
-    _set_attr(point, "__pydantic_extra__", None)
-    _set_attr(point, "__pydantic_private__", None)
-    return point
+def _json(value: object) -> str:
+    """`value` as pydantic writes it inside a body (strings escaped, floats and times formatted)."""
+    return pydantic_core.to_json(value).decode()
 
 
-def _point_checked(
-    m: str, tags: dict[str, str], fields: dict[str, float | int | bool | str], ts: datetime
-) -> TelemetryPoint:
-    return TelemetryPoint(m=m, tags=tags, fields=fields, ts=ts)
+def _float_texts(values: NDArray[np.float64]) -> list[str]:
+    """Each float as pydantic writes it: one serialiser call for the whole column, split at the
+    commas (no float's text holds one); a column of one value (z, q mostly) formats it once."""
+    if not len(values):
+        return []
+    first = values[0]
+    if (values == first).all() and (np.signbit(values) == np.signbit(first)).all():
+        return [_json(float(first))] * len(values)
+    return pydantic_core.to_json(values.tolist()).decode()[1:-1].split(",")
 
 
-_POINT_FIELDS = frozenset(TelemetryPoint.model_fields)
-_new_point = TelemetryPoint.__new__
-_set_attr = object.__setattr__
+@dataclass(slots=True)
+class _PositionRun:
+    """Position points waiting for a body, as columns: one per kept position of a reading.
+
+    `slot` is each point's tag slot in the batcher, `grid` the index of its grid (len(grids): none),
+    `q` NaN where the point has no `q` field.
+    """
+
+    slot: list[int]
+    grid: list[int]
+    x: NDArray[np.float64]
+    y: NDArray[np.float64]
+    z: NDArray[np.float64]
+    q: NDArray[np.float64]
+    ts: list[datetime]
+
+    def __len__(self) -> int:
+        return len(self.slot)
 
 
-def _unchecked_point_matches() -> bool:
-    """The unchecked constructor builds exactly what validation builds (checked once, at import)."""
-    from datetime import UTC
-
-    ts = datetime(2026, 1, 1, tzinfo=UTC)
-    try:
-        fast = _point_unchecked("position", {"site": "s", "tag": "t"}, {"x": 1.5, "y": 2.0, "z": 0.0}, ts)
-        slow = _point_checked("position", {"site": "s", "tag": "t"}, {"x": 1.5, "y": 2.0, "z": 0.0}, ts)
-        return (
-            fast == slow
-            and fast.model_fields_set == slow.model_fields_set
-            and fast.model_dump_json() == slow.model_dump_json()
-            and {k: getattr(fast, k, None) for k in TelemetryPoint.__slots__}
-            == {k: getattr(slow, k, None) for k in TelemetryPoint.__slots__}
-        )
-    except Exception:
-        return False
-
-
-_make_point = _point_unchecked if _unchecked_point_matches() else _point_checked
+def _telemetry_body(event_id: str, points: list[str], dropped: int) -> bytes:
+    """What `TelemetryBody(event_id=..., batch=..., dropped=...).model_dump_json()` writes, from
+    the points' JSON (the event id is a UUID: nothing to escape)."""
+    return f'{{"event_id":"{event_id}","batch":[{",".join(points)}],"dropped":{dropped}}}'.encode()
 
 
 def event_of(reading: Reading) -> DeviceEvent | None:
@@ -192,8 +198,20 @@ class Batcher:
         # axis-aligned rectangles (most grids): `_in_ring` is exactly x0 <= x < x1 and y0 <= y < y1
         self._grid_rects = [_rect(ring) for _grid_id, ring in self._grids]
         self._events: list[DeviceEvent] = []
-        self._points: list[TelemetryPoint] = []
-        self._last_point: dict[tuple[str, str], datetime] = {}
+        self._points: list[TelemetryPoint | _PositionRun] = []  # in arrival order
+        self._n_points = 0
+        self._last_point: dict[tuple[str, str], datetime] = {}  # vitals and gps
+        # positions: per tag slot, the time (epoch µs) of its last point, whether it has one, and the
+        # JSON head of its points' tags
+        self._tag_slot: dict[str, int] = {}
+        self._last_us = np.zeros(256, dtype=np.int64)
+        self._has_last = np.zeros(256, dtype=bool)
+        self._tags_of_slot: list[dict[str, str]] = []
+        self._heads: list[str] = []
+        # grids in config order: rectangle bounds as arrays (NaN bounds for other rings, tested apart)
+        rects = [r if r is not None else (np.nan,) * 4 for r in self._grid_rects]
+        self._rect_bounds = np.array(rects, dtype=np.float64).reshape(len(rects), 4).T
+        self._grid_json = [f',"grid":{_json(grid_id)}}}' for grid_id, _ring in self._grids] + ["}"]  # + none
         self._shed_since_body = 0
         self._last_flush: float | None = None
         self.stats = BatchStats()
@@ -213,11 +231,11 @@ class Batcher:
         return self.full()
 
     def full(self) -> bool:
-        return len(self._events) >= self.params.max_items or len(self._points) >= self.params.max_items
+        return len(self._events) >= self.params.max_items or self._n_points >= self.params.max_items
 
     def pending(self) -> tuple[int, int]:
         """(events, telemetry points) waiting for the next flush."""
-        return len(self._events), len(self._points)
+        return len(self._events), self._n_points
 
     def due(self, monotonic_now: float) -> bool:
         """Something is waiting and either the batch is full or `flush_s` passed since the last flush."""
@@ -239,11 +257,12 @@ class Batcher:
         return True
 
     def _append(self, point: TelemetryPoint) -> None:
-        if len(self._points) >= self.params.max_pending_telemetry:
+        if self._n_points >= self.params.max_pending_telemetry:
             self.stats.shed += 1
             self._shed_since_body += 1
             return
         self._points.append(point)
+        self._n_points += 1
         self.stats.points += 1
         self.stats.by_measurement[point.m] = self.stats.by_measurement.get(point.m, 0) + 1
 
@@ -258,41 +277,109 @@ class Batcher:
                 return grid_id
         return None
 
-    def _add_positions(self, reading: PositionsReading) -> None:
-        # `_keep` and `_append` inlined (same checks, same counters): this runs once per tag position
-        interval = self.params.position_interval_s
-        max_pending = self.params.max_pending_telemetry
-        last_point, points, stats = self._last_point, self._points, self.stats
-        person_by_tag, site_id, grid_at = self._person_by_tag, self._site_id, self.grid_at
-        kept = 0
-        for pos in reading.positions:
-            tag, ts = pos.tag, pos.ts
-            key = ("position", tag)
-            last = last_point.get(key)
-            # a device clock that jumps back (reset) starts over rather than going silent
-            if last is not None and 0 <= (ts - last).total_seconds() < interval:
-                stats.downsampled += 1
+    def _slots(self, tags: list[str]) -> list[int]:
+        """The tags' slots, making one (and its JSON head) for a tag seen for the first time."""
+        slot = self._tag_slot
+        slots = [slot.get(tag, -1) for tag in tags]
+        if -1 not in slots:
+            return slots
+        for tag in tags:
+            if tag in slot:
                 continue
-            last_point[key] = ts
-            if len(points) >= max_pending:
-                stats.shed += 1
+            slot[tag] = len(self._heads)
+            point_tags = {"site": self._site_id, "tag": tag}
+            person = self._person_by_tag.get(tag)
+            if person is not None:
+                point_tags["person"] = person
+            self._tags_of_slot.append(point_tags)
+            # the point's JSON up to its tags' last member: `_run_json` adds the grid and the fields
+            self._heads.append('{"m":"position","tags":' + _json(point_tags)[:-1])
+        if len(self._heads) > len(self._last_us):
+            size = 2 * len(self._heads)
+            self._last_us = np.concatenate([self._last_us, np.zeros(size - len(self._last_us), np.int64)])
+            self._has_last = np.concatenate([self._has_last, np.zeros(size - len(self._has_last), bool)])
+        return [slot[tag] for tag in tags]
+
+    def _grids_of(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.int64]:
+        """Per position, the index of the first grid (config order) holding it, len(grids) for none:
+        `grid_at` over whole arrays (rectangles as one bounds test, other rings by ray casting)."""
+        n_grids = len(self._grids)
+        if not n_grids or not len(x):
+            return np.full(len(x), n_grids, dtype=np.int64)
+        x0, x1, y0, y1 = (b[None, :] for b in self._rect_bounds)
+        xc, yc = x[:, None], y[:, None]
+        inside = (x0 <= xc) & (xc < x1) & (y0 <= yc) & (yc < y1)  # NaN bounds (not a rectangle): False
+        for g, rect in enumerate(self._grid_rects):
+            if rect is None:
+                _gid, ring, bx0, bx1, by0, by1 = self._grid_boxes[g]
+                near = np.flatnonzero((by0 <= y) & (y < by1) & (bx0 <= x) & (x <= bx1))
+                for i in near.tolist():
+                    inside[i, g] = _in_ring(float(x[i]), float(y[i]), ring)
+        first = inside.argmax(axis=1)
+        return np.where(inside[np.arange(len(x)), first], first, n_grids)
+
+    def _add_positions(self, reading: PositionsReading) -> None:
+        columns = columns_of(reading.positions)
+        n = len(columns)
+        if not n:
+            return
+        slots = self._slots(columns.tag)
+        if len(set(slots)) != n:
+            self._add_positions_each(columns, slots)  # a tag twice in one batch: in order, one by one
+            return
+        idx = np.array(slots, dtype=np.int64)
+        # downsampling: `_keep` for every position at once (each tag is once in the batch)
+        delta = columns.ts_us - self._last_us[idx]
+        # a device clock that jumps back (reset) starts over rather than going silent
+        dropped = self._has_last[idx] & (delta >= 0) & (delta / 1e6 < self.params.position_interval_s)
+        kept = np.flatnonzero(~dropped)
+        self.stats.downsampled += n - len(kept)
+        if not len(kept):
+            return
+        self._last_us[idx[kept]] = columns.ts_us[kept]
+        self._has_last[idx[kept]] = True
+        room = max(self.params.max_pending_telemetry - self._n_points, 0)
+        if len(kept) > room:  # the outbox stalled: shed what does not fit, and count it
+            shed = len(kept) - room
+            self.stats.shed += shed
+            self._shed_since_body += shed
+            kept = kept[:room]
+            if not len(kept):
+                return
+        self._append_run(columns, [slots[i] for i in kept.tolist()], kept)
+
+    def _append_run(self, columns: PositionColumns, slots: list[int], kept: NDArray[np.int64]) -> None:
+        x, y = columns.x[kept], columns.y[kept]
+        ts = columns.ts
+        run = _PositionRun(
+            slot=slots,
+            grid=self._grids_of(x, y).tolist(),
+            x=x,
+            y=y,
+            z=columns.z[kept],
+            q=columns.q[kept],
+            ts=[ts[i] for i in kept.tolist()],
+        )
+        self._points.append(run)
+        self._n_points += len(run)
+        self.stats.points += len(run)
+        self.stats.by_measurement["position"] = self.stats.by_measurement.get("position", 0) + len(run)
+
+    def _add_positions_each(self, columns: PositionColumns, slots: list[int]) -> None:
+        """`_add_positions` position by position: `_keep` and `_append` for each, in order."""
+        interval = self.params.position_interval_s
+        last_us, has_last = self._last_us, self._has_last
+        for i, (slot, us) in enumerate(zip(slots, columns.ts_us.tolist(), strict=True)):
+            # a device clock that jumps back (reset) starts over rather than going silent
+            if has_last[slot] and 0 <= (us - int(last_us[slot])) / 1e6 < interval:
+                self.stats.downsampled += 1
+                continue
+            last_us[slot], has_last[slot] = us, True
+            if self._n_points >= self.params.max_pending_telemetry:
+                self.stats.shed += 1
                 self._shed_since_body += 1
                 continue
-            tags = {"site": site_id, "tag": tag}
-            person = person_by_tag.get(tag)
-            if person is not None:
-                tags["person"] = person
-            grid = grid_at(pos.x, pos.y)
-            if grid is not None:
-                tags["grid"] = grid
-            fields: dict[str, float | int | bool | str] = {"x": pos.x, "y": pos.y, "z": pos.z}
-            if pos.q is not None:
-                fields["q"] = pos.q
-            points.append(_make_point("position", tags, fields, ts))
-            kept += 1
-        if kept:
-            stats.points += kept
-            stats.by_measurement["position"] = stats.by_measurement.get("position", 0) + kept
+            self._append_run(columns, [slot], np.array([i], dtype=np.int64))
 
     def _add_vitals(self, reading: VitalsReading) -> None:
         tags = {"site": self._site_id, "band": reading.band}
@@ -335,15 +422,93 @@ class Batcher:
         for start in range(0, len(self._events), step):
             body = EventsBody(event_id=new_event_id(), batch=tuple(self._events[start : start + step]))
             out.append(("events", body.model_dump_json().encode()))
-        for start in range(0, len(self._points), step):
-            tbody = TelemetryBody(
-                event_id=new_event_id(),
-                batch=tuple(self._points[start : start + step]),
-                dropped=self._shed_since_body,
-            )
+        for points in self._telemetry_chunks(step):
+            out.append(("telemetry", _telemetry_body(new_event_id(), points, self._shed_since_body)))
             self._shed_since_body = 0
-            out.append(("telemetry", tbody.model_dump_json().encode()))
         self._events.clear()
         self._points.clear()
+        self._n_points = 0
         self.stats.bodies += len(out)
+        return out
+
+    def _telemetry_chunks(self, step: int) -> list[list[str]]:
+        """The pending points' JSON, `step` points per body at most: each list one body's points (a
+        TelemetryPoint's JSON, or a run's points joined by commas)."""
+        bodies: list[list[str]] = []
+        current: list[str] = []
+        room = step
+        for item in self._points:
+            if isinstance(item, TelemetryPoint):
+                current.append(item.model_dump_json())
+                room -= 1
+            else:
+                start = 0
+                while start < len(item):
+                    stop = min(len(item), start + room)
+                    current.append(self._run_json(item, start, stop))
+                    room -= stop - start
+                    start = stop
+                    if not room:
+                        bodies.append(current)
+                        current, room = [], step
+                continue
+            if not room:
+                bodies.append(current)
+                current, room = [], step
+        if current:
+            bodies.append(current)
+        return bodies
+
+    def _run_json(self, run: _PositionRun, start: int, stop: int) -> str:
+        """Points [start, stop) of a run as JSON objects separated by commas, as TelemetryBody
+        writes the TelemetryPoints `_run_points` makes of them."""
+        n = stop - start
+        q_col = run.q[start:stop]
+        has_q = ~np.isnan(q_col)
+        if has_q.all():
+            q = [',"q":' + text for text in _float_texts(q_col)]
+        elif not has_q.any():
+            q = [""] * n
+        else:
+            texts = iter(_float_texts(q_col[has_q]))
+            q = [',"q":' + next(texts) if present else "" for present in has_q.tolist()]
+        times: dict[datetime, str] = {}
+        ts = [times.get(t) or times.setdefault(t, _json(t)) for t in run.ts[start:stop]]
+        heads, grids = self._heads, self._grid_json
+        parts: list[str] = [""] * (12 * n)
+        parts[0::12] = [heads[s] for s in run.slot[start:stop]]
+        parts[1::12] = [grids[g] for g in run.grid[start:stop]]
+        parts[2::12] = [',"fields":{"x":'] * n
+        parts[3::12] = _float_texts(run.x[start:stop])
+        parts[4::12] = [',"y":'] * n
+        parts[5::12] = _float_texts(run.y[start:stop])
+        parts[6::12] = [',"z":'] * n
+        parts[7::12] = _float_texts(run.z[start:stop])
+        parts[8::12] = q
+        parts[9::12] = ['},"ts":'] * n
+        parts[10::12] = ts
+        parts[11::12] = ["},"] * n
+        return "".join(parts)[:-1]
+
+    def _run_points(self, run: _PositionRun) -> list[TelemetryPoint]:
+        """The run's points as validated TelemetryPoints: what `_run_json` must write (the checked way)."""
+        points = []
+        rows = zip(
+            run.slot, run.grid, run.x.tolist(), run.y.tolist(), run.z.tolist(), run.q.tolist(), run.ts, strict=True
+        )
+        for slot, grid, x, y, z, q, ts in rows:
+            tags = dict(self._tags_of_slot[slot])
+            if grid < len(self._grids):
+                tags["grid"] = self._grids[grid][0]
+            fields: dict[str, float | int | bool | str] = {"x": x, "y": y, "z": z}
+            if q == q:  # NaN: no q
+                fields["q"] = q
+            points.append(TelemetryPoint(m="position", tags=tags, fields=fields, ts=ts))
+        return points
+
+    def telemetry_checked(self) -> list[TelemetryPoint]:
+        """Every pending telemetry point as a TelemetryPoint, in order (tests hold `flush` to this)."""
+        out: list[TelemetryPoint] = []
+        for item in self._points:
+            out.extend([item] if isinstance(item, TelemetryPoint) else self._run_points(item))
         return out

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel
 
 from gridwatch.config.models import SiteConfig
@@ -27,6 +28,7 @@ from gridwatch.contract.readings import (
     StatusReading,
     VitalsReading,
     WristbandEventReading,
+    columns_of,
 )
 from gridwatch.contract.uplink import AlertTransition, ArmCmd, CmdResult, MaintenanceCmd, RollcallCmd, WalkTestCmd
 
@@ -104,13 +106,33 @@ class RuleEngine:
         return self.book.drain()
 
     def _tag_batteries(self, r: PositionsReading, now: datetime) -> None:
+        """A tag's battery level reaches `devices.battery` when it is at or under the threshold, or
+        when the tag's low-battery alert is active (a level above the threshold releases it)."""
+        columns = columns_of(r.positions)
+        reported = ~np.isnan(columns.bat)  # NaN: the position carries no battery level
+        if not reported.any():
+            return
         threshold = self.view.param("device.low_battery", "threshold")
-        for pos in r.positions:
-            if pos.bat is None:
-                continue
-            if pos.bat <= threshold or self.book.get("device.low_battery", SubjectKind.DEVICE, pos.tag):
-                person = self.view.by_tag.get(pos.tag)
-                self.devices.battery(pos.tag, pos.bat, now, grid=person.grid if person else None)
+        tags, bats = columns.tag, columns.bat.tolist()
+        if len(set(tags)) != len(tags):
+            # a tag twice in one batch: its first level may raise the alert its second one releases
+            for i in np.flatnonzero(reported).tolist():
+                if bats[i] <= threshold or self.book.get("device.low_battery", SubjectKind.DEVICE, tags[i]):
+                    self._tag_battery(tags[i], bats[i], now)
+            return
+        # each tag once: whether its alert is active depends on no other position of the batch
+        due = reported & (columns.bat <= threshold)
+        alerted = {
+            a.subject.id for a in self.book.of_rule("device.low_battery") if a.subject.kind == SubjectKind.DEVICE
+        }
+        if alerted:
+            due |= reported & np.array([tag in alerted for tag in tags], dtype=bool)
+        for i in np.flatnonzero(due).tolist():
+            self._tag_battery(tags[i], bats[i], now)
+
+    def _tag_battery(self, tag: str, percent: float, now: datetime) -> None:
+        person = self.view.by_tag.get(tag)
+        self.devices.battery(tag, percent, now, grid=person.grid if person else None)
 
     def on_camera(self, camera_id: str, obs: CameraObservation, now: datetime) -> list[AlertTransition]:
         if obs.video_ok and camera_id in self.view.device_ids:

@@ -1,6 +1,7 @@
 """Location rules over RTLS tag positions: restricted zones, out of grid, gathering, stationary,
 tag lost, curfew (site-metre home zones) and roll calls. Positions live in numpy arrays indexed by
-tag slot so that a 10k-tag batch costs a few vectorised shapely/scipy calls, not 10k Python loops.
+tag slot so that a 10k-tag batch costs a few vectorised shapely/scipy calls, not 10k Python loops;
+a batch arrives as columns (`PositionColumns`), read as they are.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from scipy.spatial import cKDTree
 from shapely import STRtree
 
 from gridwatch.contract.enums import Level, PersonRole, SubjectKind, ZoneKind
-from gridwatch.contract.readings import PositionsReading
+from gridwatch.contract.readings import PositionsReading, columns_of
 
 from .alerts import AlertBook, Key
 from .context import Controls, SiteView
@@ -112,15 +113,14 @@ class LocationRules:
     # -- position batches ----------------------------------------------------------------------
     def on_positions(self, r: PositionsReading, now: datetime) -> None:
         t = self.tags
-        positions = r.positions
+        columns = columns_of(r.positions)
+        tags = columns.tag
         get = t.slot.get
-        slots = [get(p.tag, -1) for p in positions]
+        slots = [get(tag, -1) for tag in tags]
         if -1 in slots:  # a tag seen for the first time (or one nobody carries)
-            slots = [self._slot_of(p.tag) for p in positions]
-        n = len(slots)
-        idx = np.fromiter(slots, np.int64, n)
-        x = np.fromiter([p.x for p in positions], np.float64, n)
-        y = np.fromiter([p.y for p in positions], np.float64, n)
+            slots = [self._slot_of(tag) for tag in tags]
+        idx = np.array(slots, dtype=np.int64)
+        x, y = columns.x, columns.y
         if -1 in slots:
             known = idx >= 0
             idx, x, y = idx[known], x[known], y[known]

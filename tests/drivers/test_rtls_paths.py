@@ -1,8 +1,9 @@
-"""The RTLS driver's plain path (one parse, validated positions reused) gives the checked path's answers.
+"""The RTLS driver's plain path (one parse, straight into columns) gives the checked path's answers.
 
 `drivers.rtls.parse` tries the plain path first and falls back to `_checked` (load_object, then the
 contract models: the driver as it always was). For any text, both must return equal readings, with
-Positions identical down to their attribute order, or raise the same DriverError (reason and message).
+equal columns and Positions identical down to their attribute order, or raise the same DriverError
+(reason and message).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 import drivers
 from drivers import DeviceContext, DriverError, rtls
 from gridwatch.contract import Family, PositionsReading, Reading, RtlsBatchPayload
+from gridwatch.contract.readings import epoch_us
 
 FAST = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CTX = DeviceContext(id="rtls-1", family=Family.RTLS)
@@ -43,6 +45,11 @@ def _check(text: str) -> None:
         return
     [fast], [slow] = plain[1], checked[1]
     assert isinstance(fast, PositionsReading) and isinstance(slow, PositionsReading)
+    # the columns first, before anything builds the plain path's Position objects
+    assert fast.positions.columns.same(slow.positions.columns)
+    cf, cs = fast.positions.columns, slow.positions.columns
+    assert [t.utcoffset() for t in cf.ts] == [t.utcoffset() for t in cs.ts]
+    assert cf.ts_us.tolist() == [epoch_us(t) for t in cs.ts]
     assert fast == slow
     assert fast.model_dump_json() == slow.model_dump_json()
     for f, s in zip(fast.positions, slow.positions, strict=True):
@@ -64,7 +71,7 @@ def test_plain_models_have_the_contract_models_schema() -> None:
             d.pop("description", None)
         return out
 
-    assert normal(rtls._PlainBatch.model_json_schema()) == normal(RtlsBatchPayload.model_json_schema())
+    assert normal(rtls._PLAIN_ADAPTER.json_schema()) == normal(RtlsBatchPayload.model_json_schema())
 
 
 # -- generated payloads ----------------------------------------------------------------------------

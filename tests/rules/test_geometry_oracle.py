@@ -46,7 +46,9 @@ FAST = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCh
 
 # -- polygon and point strategies (site metres) --------------------------------------------------
 
-coord = st.floats(-500, 500, allow_nan=False, allow_infinity=False)
+# site coordinates are surveyed to the millimetre: without the rounding hypothesis also draws values
+# like -4.96e-142, which make nearly flat rings on which GEOS's own predicates disagree (below)
+coord = st.floats(-500, 500, allow_nan=False, allow_infinity=False).map(lambda v: round(v, 3))
 
 
 @st.composite
@@ -157,7 +159,9 @@ def test_zone_and_grid_membership_equal_shapely_contains(
     engine = RuleEngine(_site(zones, poly, len(points), "always"), "e1")
     expected = {f"p{i}" for i, (x, y) in enumerate(points) if poly.contains(Point(x, y))}
     on_boundary = {f"p{i}" for i, (x, y) in enumerate(points) if poly.boundary.intersects(Point(x, y))}
-    assert not expected & on_boundary  # the convention: the boundary is outside
+    # the convention: the boundary is outside. GEOS itself can call a point both inside and on the
+    # boundary of a degenerate ring (coordinates like 1e-266): no oracle there, skip the example
+    assume(not expected & on_boundary)
 
     out = engine.on_readings([_positions(points)], T0)
     restricted = {t.subject.id for t in of(out, "location.restricted_zone", "active")}
