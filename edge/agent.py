@@ -12,7 +12,7 @@ import hashlib
 import logging
 import signal
 import sqlite3
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -350,6 +350,7 @@ class EdgeAgent:
         """The /status JSON (also the source of /metrics)."""
         ingest = self.ingest.stats
         stats = self.batcher.stats
+        active = self.rules.active_alerts()
         return {
             "site": self.site.site.id,
             "edge": self.edge.id,
@@ -391,7 +392,11 @@ class EdgeAgent:
                 "alerts_held_in_memory": len(self._unstored),
                 "dropped_on_write_error": dict(self.unstored_dropped),
             },
-            "alerts": {"active": len(self.rules.active_alerts()), "sent": self.alerts_sent},
+            "alerts": {
+                "active": len(active),
+                "active_by_rule": dict(Counter(a.rule for a in active)),
+                "sent": self.alerts_sent,
+            },
             "batching": {
                 "events": stats.events,
                 "points": stats.points,
