@@ -331,9 +331,9 @@ def bench_tsdb() -> list[Row]:
     """Telemetry bodies → central's time-series store → VictoriaMetrics, next to influxdb-client writing prebuilt lines.
 
     Ours starts from parsed uplink `TelemetryBody`s of 500 points (what the edge sends; the JSON
-    parse is ingest's and not counted) and goes through `points_from_telemetry`, the bounded queue,
-    line protocol and influxdb-client to the server, yielding to the event loop after each body as
-    ingest does. The raw limit writes the very same lines, prebuilt before the clock starts, with
+    parse is ingest's and not counted) and goes through `points_from_telemetry` (a view of the body),
+    the bounded queue, line protocol and influxdb-client to the server, yielding to the event loop
+    after each body as ingest does. The raw limit writes the very same lines, prebuilt before the clock starts, with
     influxdb-client's synchronous API in 5k-line batches. Both write into series that already exist
     (a warm-up round registers them: the first write of a series costs the server more) and each
     round writes new timestamps. Three alternating rounds of 100,000 points each; medians. Our

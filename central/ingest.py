@@ -39,6 +39,7 @@ import os
 import re
 import socket
 import uuid
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import aiomqtt
@@ -359,7 +360,7 @@ class Ingest:
         elif isinstance(body, Heartbeat | HeartbeatWill):
             await asyncio.to_thread(service.ingest_heartbeat, edge, body)
 
-    async def _write(self, points: list[TsPoint]) -> None:
+    async def _write(self, points: Sequence[TsPoint]) -> None:
         if not points or self.tsdb is None:
             return
         try:

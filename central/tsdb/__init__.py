@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from .points import (
     SUBJECT_TAGS,
+    TelemetryPoints,
     TsPoint,
     point_from_alert,
     points_from_devices,
@@ -19,6 +20,7 @@ from .points import (
 
 __all__ = [
     "SUBJECT_TAGS",
+    "TelemetryPoints",
     "TimeSeriesStore",
     "TsPoint",
     "open_store",

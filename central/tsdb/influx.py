@@ -14,7 +14,7 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.domain.write_precision import WritePrecision
 
 from .lineproto import LineFormatter
-from .points import SUBJECT_TAGS, FieldValue, QueuedWriter, TsPoint
+from .points import SUBJECT_TAGS, Batch, FieldValue, QueuedWriter, TelemetryPoints, TsPoint, batch_points
 
 __all__ = ["InfluxStore"]
 
@@ -49,22 +49,31 @@ class InfluxStore(QueuedWriter[bytes]):
         self._formatter = LineFormatter()
         self._http = httpx.AsyncClient(base_url=self.url, timeout=10.0)
 
-    def _prepare(self, batch: list[TsPoint]) -> tuple[bytes, list[TsPoint]]:
-        """The batch as one line-protocol body (influxdb-client then sends it as is, without a pass per line)."""
+    def _prepare(self, batch: Batch) -> tuple[bytes, list[TsPoint] | None]:
+        """The batch as one line-protocol body (influxdb-client then sends it as is, without a pass per line).
+
+        A telemetry body's points are formatted straight from the body (no `TsPoint` per point).
+        """
+        lines: list[str] = []
         try:
-            return "\n".join(self._formatter.lines(batch)).encode(), []
+            for run in batch:
+                if type(run) is TelemetryPoints:
+                    self._formatter.telemetry_lines(run.site, run.entries, lines)
+                else:
+                    self._formatter.lines(run, lines)
         except TypeError:  # some point's field is of a type line protocol has no form for: find it, keep the rest
-            lines, rejected = [], []
-            for p in batch:
+            lines, kept = [], []
+            for p in batch_points(batch):
                 try:
                     line = self._formatter.line(p)
                 except TypeError as exc:
-                    rejected.append(p)
                     log.error("time-series point %r %s dropped: %s", p.measurement, p.tags, exc)
                     continue
+                kept.append(p)
                 if line is not None:
                     lines.append(line)
-            return "\n".join(lines).encode(), rejected
+            return "\n".join(lines).encode(), kept
+        return "\n".join(lines).encode(), None
 
     def _send(self, payload: bytes) -> None:
         if not payload:

@@ -7,18 +7,22 @@ import contextlib
 import logging
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Generic, NamedTuple, TypeVar
+from itertools import chain
+from typing import Generic, NamedTuple, TypeVar, overload
 
-from gridwatch.contract import AlertTransition, Condition, DevicesBody, TelemetryBody
+from gridwatch.contract import AlertTransition, Condition, DevicesBody, TelemetryBody, TelemetryPoint
 
 from .lineproto import LineFormatter, ts_ns
 
 __all__ = [
     "SUBJECT_TAGS",
+    "Batch",
     "QueuedWriter",
+    "TelemetryPoints",
     "TsPoint",
+    "batch_points",
     "point_from_alert",
     "points_from_devices",
     "points_from_telemetry",
@@ -51,13 +55,53 @@ class TsPoint(NamedTuple):
     ts: datetime
 
 
+class TelemetryPoints(Sequence[TsPoint]):
+    """The points of one telemetry body with tag `site` added, each `TsPoint` made only when asked for.
+
+    Telemetry is almost all of central's time-series volume. The stores take this sequence as it
+    is: `InfluxStore` formats lines straight from the body's entries (`LineFormatter.telemetry_lines`),
+    so the hot path makes no `TsPoint` and no merged tags dict per point (together about as much
+    CPU as formatting the line). Immutable, like the frozen body it reads: a slice is another view.
+    """
+
+    __slots__ = ("entries", "site")
+
+    def __init__(self, site: str, entries: Sequence[TelemetryPoint]) -> None:
+        self.site = site
+        self.entries = tuple(entries)  # the body's own tuple: no copy
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @overload
+    def __getitem__(self, index: int) -> TsPoint: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> TelemetryPoints: ...
+
+    def __getitem__(self, index: int | slice) -> TsPoint | TelemetryPoints:
+        if isinstance(index, slice):
+            return TelemetryPoints(self.site, self.entries[index])
+        return self._point(self.entries[index])
+
+    def __iter__(self) -> Iterator[TsPoint]:
+        return map(self._point, self.entries)
+
+    def _point(self, p: TelemetryPoint) -> TsPoint:
+        return TsPoint(p.m, {**p.tags, "site": self.site}, p.fields, p.ts)
+
+    def __repr__(self) -> str:
+        return f"TelemetryPoints(site={self.site!r}, {len(self.entries)} points)"
+
+
 # -- from uplink bodies -------------------------------------------------------------------
-def points_from_telemetry(site: str, body: TelemetryBody) -> list[TsPoint]:
+def points_from_telemetry(site: str, body: TelemetryBody) -> TelemetryPoints:
     """One point per telemetry entry; `site` is added to the tags.
 
-    The fields dict is the (frozen) body's own, not a copy: neither store changes a point's dicts.
+    A view of the body, not a list: see `TelemetryPoints`. A point's fields dict is the (frozen)
+    body's own, not a copy: neither store changes a point's dicts.
     """
-    return [TsPoint(p.m, {**p.tags, "site": site}, p.fields, p.ts) for p in body.batch]
+    return TelemetryPoints(site, body.batch)
 
 
 def point_from_alert(t: AlertTransition) -> TsPoint:
@@ -98,8 +142,25 @@ def to_line(p: TsPoint) -> str | None:
 
 
 # -- the bounded queue and its background writer -----------------------------------------------
+Batch = list[Sequence[TsPoint]]
+"""Up to `batch_max` points as the runs they were written in (a `TelemetryPoints` stays one)."""
+
+
+def batch_points(batch: Batch) -> Iterator[TsPoint]:
+    """Every point of a batch, in order."""
+    return chain.from_iterable(batch)
+
+
+def _count(batch: Batch) -> int:
+    return sum(map(len, batch))
+
+
 class QueuedWriter(ABC, Generic[PayloadT]):
     """`write()` only enqueues (bounded; overflow is dropped and counted); a task writes batches.
+
+    The queue holds the sequences `write()` was given, not single points: a telemetry body's
+    `TelemetryPoints` goes in and out as one object (split only at a batch boundary), so a store
+    can format it straight from the body; a list is copied, so a caller may reuse its own.
 
     A batch is written in two steps, each in a worker thread: `_prepare` turns points into what the
     server takes (CPU only: line protocol, row tuples) and `_send` hands it over (I/O). Batch k+1 is
@@ -116,7 +177,8 @@ class QueuedWriter(ABC, Generic[PayloadT]):
     def __init__(self, *, queue_max: int = QUEUE_MAX, batch_max: int = BATCH_MAX) -> None:
         self.queue_max = queue_max
         self.batch_max = batch_max
-        self._queue: deque[TsPoint] = deque()
+        self._queue: deque[Sequence[TsPoint]] = deque()
+        self._queued = 0  # points in `_queue`
         self._written = 0
         self._dropped = 0
         self._errors = 0
@@ -126,8 +188,11 @@ class QueuedWriter(ABC, Generic[PayloadT]):
         self._busy = False
 
     @abstractmethod
-    def _prepare(self, batch: list[TsPoint]) -> tuple[PayloadT, list[TsPoint]]:
-        """(What `_send` writes, the points that cannot be encoded and were left out); runs in a worker thread."""
+    def _prepare(self, batch: Batch) -> tuple[PayloadT, list[TsPoint] | None]:
+        """(What `_send` writes, None, or the points kept if some could not be encoded and were left out).
+
+        Runs in a worker thread.
+        """
 
     @abstractmethod
     def _send(self, payload: PayloadT) -> None:
@@ -135,7 +200,7 @@ class QueuedWriter(ABC, Generic[PayloadT]):
 
     @property
     def stats(self) -> dict[str, int]:
-        return {"written": self._written, "dropped": self._dropped, "errors": self._errors, "queued": len(self._queue)}
+        return {"written": self._written, "dropped": self._dropped, "errors": self._errors, "queued": self._queued}
 
     async def start(self) -> None:
         if self._task is None:
@@ -143,13 +208,17 @@ class QueuedWriter(ABC, Generic[PayloadT]):
             self._task = asyncio.create_task(self._run(), name=f"{type(self).__name__}-writer")
 
     async def write(self, points: Sequence[TsPoint]) -> None:
-        room = self.queue_max - len(self._queue)
+        room = self.queue_max - self._queued
         if room < len(points):
             shed = len(points) - max(room, 0)
             self._dropped += shed
             log.warning("time-series queue full (%d points): dropped %d points", self.queue_max, shed)
             points = points[: max(room, 0)]
-        self._queue.extend(points)
+        if not points:
+            return
+        run = points if type(points) is TelemetryPoints else list(points)
+        self._queue.append(run)
+        self._queued += len(run)
         if self._wake is not None:
             self._wake.set()
 
@@ -167,23 +236,38 @@ class QueuedWriter(ABC, Generic[PayloadT]):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
 
-    def _take(self) -> list[TsPoint]:
-        n = min(self.batch_max, len(self._queue))
-        return [self._queue.popleft() for _ in range(n)]
+    def _take(self) -> Batch:
+        """Up to `batch_max` points from the head of the queue; a run that does not fit is split."""
+        batch: Batch = []
+        room = self.batch_max
+        while self._queue and room > 0:
+            run = self._queue.popleft()
+            if len(run) > room:
+                self._queue.appendleft(run[room:])
+                run = run[:room]
+            batch.append(run)
+            room -= len(run)
+        self._queued -= self.batch_max - room
+        return batch
 
-    async def _prepared(self, batch: list[TsPoint]) -> PayloadT:
+    def _put_back(self, batch: Batch) -> None:
+        """A taken batch back to the head of the queue, in its order."""
+        self._queue.extendleft(reversed(batch))
+        self._queued += _count(batch)
+
+    async def _prepared(self, batch: Batch) -> PayloadT:
         """`_prepare` in a thread; points it rejects leave `batch` (so a retry does not count them twice)."""
-        payload, rejected = await asyncio.to_thread(self._prepare, batch)
-        if rejected:
-            gone = {id(p) for p in rejected}
-            batch[:] = [p for p in batch if id(p) not in gone]
-            self._dropped += len(rejected)
-            log.error("time-series writer dropped %d points it cannot encode (see the error above)", len(rejected))
+        payload, kept = await asyncio.to_thread(self._prepare, batch)
+        if kept is not None:
+            rejected = _count(batch) - len(kept)
+            batch[:] = [kept] if kept else []
+            self._dropped += rejected
+            log.error("time-series writer dropped %d points it cannot encode (see the error above)", rejected)
         return payload
 
     async def _drain(self) -> bool:
         """Write batches until the queue is empty; False after a failure (unwritten batches are back in the queue)."""
-        taken: deque[list[TsPoint]] = deque()  # out of the queue, oldest first, not yet written
+        taken: deque[Batch] = deque()  # out of the queue, oldest first, not yet written
         self._busy = True
         try:
             taken.append(self._take())
@@ -191,7 +275,7 @@ class QueuedWriter(ABC, Generic[PayloadT]):
             while True:
                 if not self._queue:
                     await asyncio.to_thread(self._send, payload)
-                    self._written += len(taken.popleft())
+                    self._written += _count(taken.popleft())
                     return True
                 taken.append(self._take())
                 sent, following = await asyncio.gather(
@@ -199,19 +283,19 @@ class QueuedWriter(ABC, Generic[PayloadT]):
                 )
                 if isinstance(sent, BaseException):
                     raise sent
-                self._written += len(taken.popleft())
+                self._written += _count(taken.popleft())
                 if isinstance(following, BaseException):
                     raise following
                 payload = following
         except Exception as exc:
             self._errors += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
-            unwritten = sum(len(b) for b in taken)
+            unwritten = sum(map(_count, taken))
             log.warning("time-series write of %d points failed (%s); will retry", unwritten, self.last_error)
             return False
         finally:
             while taken:  # on failure or cancellation: back to the head, in their order
-                self._queue.extendleft(reversed(taken.pop()))
+                self._put_back(taken.pop())
             self._busy = False
 
     async def flush(self, timeout: float = 10.0) -> bool:
@@ -231,9 +315,10 @@ class QueuedWriter(ABC, Generic[PayloadT]):
     async def _stop_writer(self, timeout: float) -> None:
         flushed = await self.flush(timeout)
         if not flushed:
-            log.warning("time-series store closed with %d points unwritten", len(self._queue))
-            self._dropped += len(self._queue)
+            log.warning("time-series store closed with %d points unwritten", self._queued)
+            self._dropped += self._queued
             self._queue.clear()
+            self._queued = 0
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

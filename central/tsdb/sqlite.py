@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .points import SUBJECT_TAGS, QueuedWriter, TsPoint, ts_ns
+from .points import SUBJECT_TAGS, Batch, QueuedWriter, TsPoint, batch_points, ts_ns
 
 __all__ = ["SqliteStore"]
 
@@ -70,18 +70,19 @@ class SqliteStore(QueuedWriter[list[tuple[Any, ...]]]):
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
 
-    def _prepare(self, batch: list[TsPoint]) -> tuple[list[tuple[Any, ...]], list[TsPoint]]:
+    def _prepare(self, batch: Batch) -> tuple[list[tuple[Any, ...]], list[TsPoint] | None]:
         try:
-            return [_row(p) for p in batch], []
+            return [_row(p) for p in batch_points(batch)], None
         except (TypeError, ValueError):  # a point JSON cannot hold: find it, keep the rest
-            rows, rejected = [], []
-            for p in batch:
+            rows, kept = [], []
+            for p in batch_points(batch):
                 try:
                     rows.append(_row(p))
                 except (TypeError, ValueError) as exc:
-                    rejected.append(p)
                     log.error("time-series point %r %s dropped: %s", p.measurement, p.tags, exc)
-            return rows, rejected
+                    continue
+                kept.append(p)
+            return rows, kept
 
     def _send(self, rows: list[tuple[Any, ...]]) -> None:
         with self._lock:

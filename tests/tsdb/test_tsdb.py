@@ -18,6 +18,8 @@ from central.tsdb import (
     points_from_telemetry,
     to_line,
 )
+from central.tsdb.influx import InfluxStore
+from central.tsdb.sqlite import SqliteStore
 from gridwatch.broker import free_port
 from gridwatch.contract import AlertTransition, DevicesBody, TelemetryBody, new_event_id
 
@@ -169,6 +171,73 @@ def test_sqlite_stores_10k_points_and_reads_them_back(tmp_path: Path) -> None:
         reopened = open_store(f"sqlite:///{tmp_path}/ts.db")
         assert len(await reopened.query("position", "T-0001", T0, T0 + timedelta(hours=1))) == 100
         await reopened.close()
+
+    asyncio.run(main())
+
+
+def telemetry_bodies(t0: datetime) -> list[TelemetryBody]:
+    """Three bodies of 70 positions each; tag `T-{body}-{i}`, x = i + 0.5, y = 2.0 (written as `2`)."""
+    return [
+        TelemetryBody.model_validate(
+            {
+                "event_id": new_event_id(),
+                "batch": [
+                    {
+                        "m": "position",
+                        "tags": {"tag": f"T-{b}-{i}", "grid": WEIRD_GRID},
+                        "fields": {"x": i + 0.5, "y": 2.0},
+                        "ts": t0 + timedelta(milliseconds=100 * b + i),
+                    }
+                    for i in range(70)
+                ],
+            }
+        )
+        for b in range(3)
+    ]
+
+
+async def roundtrip_telemetry(
+    store: InfluxStore | SqliteStore, t0: datetime, flush: Callable[[], Awaitable[None]]
+) -> None:
+    """Bodies through `points_from_telemetry`, split across batches of 100, read back as sent."""
+    store.batch_max = 100
+    await store.start()
+    for body in telemetry_bodies(t0):
+        await store.write(points_from_telemetry("s9", body))
+    assert await store.flush(15)
+    await flush()
+    assert store.stats == {"written": 210, "dropped": 0, "errors": 0, "queued": 0}
+    rows = await store.query("position", None, t0, t0 + timedelta(minutes=1), limit=1000)
+    assert len(rows) == 210
+    (one,) = await store.query("position", "T-1-5", t0, t0 + timedelta(minutes=1))
+    assert one["tags"] == {"site": "s9", "tag": "T-1-5", "grid": WEIRD_GRID}
+    assert one["fields"] == {"x": 5.5, "y": 2.0} and one["ts"] == t0 + timedelta(milliseconds=105)
+
+
+def test_telemetry_bodies_reach_victoria_metrics_as_sent(victoria_metrics: str) -> None:
+    async def main() -> None:
+        store = InfluxStore(victoria_metrics)
+        try:
+            await roundtrip_telemetry(
+                store, T0 + timedelta(days=3), lambda: asyncio.to_thread(force_flush, victoria_metrics)
+            )
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
+def test_telemetry_bodies_reach_sqlite_as_sent(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = SqliteStore(tmp_path / "ts.db", retention_s=36500 * 86400)
+
+        async def flush() -> None:
+            return None
+
+        try:
+            await roundtrip_telemetry(store, T0 + timedelta(days=3), flush)
+        finally:
+            await store.close()
 
     asyncio.run(main())
 
