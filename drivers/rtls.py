@@ -10,9 +10,11 @@ rules and batcher read the columns (building 100 Positions cost as much as parsi
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Annotated, Any, NotRequired
 
 import numpy as np
+from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
@@ -57,8 +59,9 @@ def _item(annotation: Any, info: Any, *, required: bool) -> Any:
 
 
 # The plain path's shapes: RtlsPosition's and RtlsBatchPayload's own fields and config, as
-# TypedDicts (validating into dicts costs 40% less than into model instances). A key that is
-# absent takes the model's default when the columns are made (`_DEFAULTS`). Made by calling
+# TypedDicts (validating into dicts costs 40% less than into model instances). Validation fills a
+# key that is absent with the model's default (the FieldInfo carries it), so every key is there;
+# `_plain_path_matches` would turn the plain path off were that to change. Made by calling
 # TypedDict (typed Any here): the items are the contract models' own fields, taken at run time.
 _typed_dict: Any = TypedDict
 _PlainPosition = _typed_dict(
@@ -96,16 +99,24 @@ def _plain_batch(text: str) -> dict[str, Any] | None:
         return None
 
 
-def _column(items: list[dict[str, Any]], name: str) -> list[Any]:
-    default = _DEFAULTS[name]
-    return [p.get(name, default) for p in items]
+def _may_hold(text: str, key: str) -> bool:
+    """Could a position of the batch `text` have the key `key`? Not when the text has no backslash
+    and no string `"key"`: without a backslash every key is written as it reads.
+
+    A column no position has is its default (validation fills it in every position's dict), made
+    without a pass over the positions.
+    """
+    return "\\" in text or f'"{key}"' in text
 
 
-def _plain(ctx: DeviceContext, batch: dict[str, Any], received_at: datetime) -> list[Reading]:
-    ts, skew = resolve_ts(batch.get("ts"), received_at)
-    items: list[dict[str, Any]] = batch["positions"]
+_TAG, _TS, _X, _Y = itemgetter("tag"), itemgetter("ts"), itemgetter("x"), itemgetter("y")
+
+
+def _plain(ctx: DeviceContext, batch: dict[str, Any], received_at: datetime, text: str) -> list[Reading]:
+    ts, skew = resolve_ts(batch["ts"], received_at)
+    items: list[dict[str, Any]] = batch["positions"]  # validation filled in every default
     n = len(items)
-    raw_ts = _column(items, "ts")
+    raw_ts = list(map(_TS, items))
     if raw_ts.count(None) == n:  # positions without their own time were measured at the batch time
         times = [ts] * n
     else:
@@ -117,15 +128,22 @@ def _plain(ctx: DeviceContext, batch: dict[str, Any], received_at: datetime) -> 
                 pos_ts, pos_skew = resolve_ts(raw, received_at)
                 skew = skew or pos_skew
                 times.append(pos_ts)
-    # None (absent q, bat) becomes NaN in a float array: the columns' "absent"
+
+    def optional(name: str) -> NDArray[np.float64]:
+        # None (absent q, bat) becomes NaN in a float array: the columns' "absent"
+        if not _may_hold(text, name):
+            default = _DEFAULTS[name]
+            return np.full(n, np.nan if default is None else default, dtype=np.float64)
+        return np.array(list(map(itemgetter(name), items)), dtype=np.float64)
+
     columns = PositionColumns.build(
-        [p["tag"] for p in items],
+        list(map(_TAG, items)),
         times,
-        np.array([p["x"] for p in items], dtype=np.float64),
-        np.array([p["y"] for p in items], dtype=np.float64),
-        np.array(_column(items, "z"), dtype=np.float64),
-        np.array(_column(items, "q"), dtype=np.float64),
-        np.array(_column(items, "bat"), dtype=np.float64),
+        np.fromiter(map(_X, items), np.float64, n),
+        np.fromiter(map(_Y, items), np.float64, n),
+        optional("z"),
+        optional("q"),
+        optional("bat"),
     )
     return [PositionsReading(device=ctx.id, ts=ts, clock_skew=skew, positions=Positions(columns=columns))]
 
@@ -152,7 +170,7 @@ def _checked(ctx: DeviceContext, text: str, received_at: datetime) -> list[Readi
 def parse(ctx: DeviceContext, topic: str, text: str, received_at: datetime) -> list[Reading]:
     batch = _plain_batch(text) if _PLAIN else None
     if batch is not None:
-        return _plain(ctx, batch, received_at)
+        return _plain(ctx, batch, received_at, text)
     return _checked(ctx, text, received_at)
 
 
@@ -188,7 +206,7 @@ def _plain_path_matches() -> bool:
         batch = _plain_batch(text)
         if batch is None:
             return False
-        [fast], [slow] = _plain(ctx, batch, now), _checked(ctx, text, now)
+        [fast], [slow] = _plain(ctx, batch, now, text), _checked(ctx, text, now)
         assert isinstance(fast, PositionsReading) and isinstance(slow, PositionsReading)
         return (
             fast == slow

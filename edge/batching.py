@@ -115,15 +115,39 @@ def _json(value: object) -> str:
     return pydantic_core.to_json(value).decode()
 
 
-def _float_texts(values: NDArray[np.float64]) -> list[str]:
-    """Each float as pydantic writes it: one serialiser call for the whole column, split at the
-    commas (no float's text holds one); a column of one value (z, q mostly) formats it once."""
-    if not len(values):
-        return []
+def _uniform_text(values: NDArray[np.float64]) -> str | None:
+    """The text of every float of a column that holds one value (z, q mostly), else None."""
     first = values[0]
     if (values == first).all() and (np.signbit(values) == np.signbit(first)).all():
-        return [_json(float(first))] * len(values)
+        return _json(float(first))
+    return None
+
+
+def _float_texts(values: NDArray[np.float64]) -> list[str]:
+    """Each float as pydantic writes it: one serialiser call for the whole column, split at the
+    commas (no float's text holds one); a column of one value is formatted once."""
+    if not len(values):
+        return []
+    same = _uniform_text(values)
+    if same is not None:
+        return [same] * len(values)
     return pydantic_core.to_json(values.tolist()).decode()[1:-1].split(",")
+
+
+def _interleave(columns: list[str | list[str]], n: int) -> str:
+    """Point i's text is the i-th item of every column (a str: the same for every point), in
+    order; the points' texts follow each other. Adjacent constant columns are joined first."""
+    merged: list[str | list[str]] = []
+    for column in columns:
+        if isinstance(column, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += column
+        else:
+            merged.append(column)
+    k = len(merged)
+    parts: list[str] = [""] * (k * n)
+    for j, column in enumerate(merged):
+        parts[j::k] = [column] * n if isinstance(column, str) else column
+    return "".join(parts)
 
 
 @dataclass(slots=True)
@@ -211,7 +235,9 @@ class Batcher:
         # grids in config order: rectangle bounds as arrays (NaN bounds for other rings, tested apart)
         rects = [r if r is not None else (np.nan,) * 4 for r in self._grid_rects]
         self._rect_bounds = np.array(rects, dtype=np.float64).reshape(len(rects), 4).T
-        self._grid_json = [f',"grid":{_json(grid_id)}}}' for grid_id, _ring in self._grids] + ["}"]  # + none
+        # a point's JSON from its grid (by index; the last: none) to its first field's value
+        grid_json = [f',"grid":{_json(grid_id)}}}' for grid_id, _ring in self._grids] + ["}"]
+        self._grid_json = [text + ',"fields":{"x":' for text in grid_json]
         self._shed_since_body = 0
         self._last_flush: float | None = None
         self.stats = BatchStats()
@@ -332,13 +358,18 @@ class Batcher:
         delta = columns.ts_us - self._last_us[idx]
         # a device clock that jumps back (reset) starts over rather than going silent
         dropped = self._has_last[idx] & (delta >= 0) & (delta / 1e6 < self.params.position_interval_s)
+        room = max(self.params.max_pending_telemetry - self._n_points, 0)
+        if not dropped.any() and n <= room:  # every position kept (the usual batch): no selection
+            self._last_us[idx] = columns.ts_us
+            self._has_last[idx] = True
+            self._append_run(columns, slots, None)
+            return
         kept = np.flatnonzero(~dropped)
         self.stats.downsampled += n - len(kept)
         if not len(kept):
             return
         self._last_us[idx[kept]] = columns.ts_us[kept]
         self._has_last[idx[kept]] = True
-        room = max(self.params.max_pending_telemetry - self._n_points, 0)
         if len(kept) > room:  # the outbox stalled: shed what does not fit, and count it
             shed = len(kept) - room
             self.stats.shed += shed
@@ -348,17 +379,21 @@ class Batcher:
                 return
         self._append_run(columns, [slots[i] for i in kept.tolist()], kept)
 
-    def _append_run(self, columns: PositionColumns, slots: list[int], kept: NDArray[np.int64]) -> None:
-        x, y = columns.x[kept], columns.y[kept]
-        ts = columns.ts
+    def _append_run(self, columns: PositionColumns, slots: list[int], kept: NDArray[np.int64] | None) -> None:
+        """A run of the positions at `kept` (all when None), whose tag slots are `slots`."""
+        if kept is None:
+            x, y, z, q, ts = columns.x, columns.y, columns.z, columns.q, columns.ts
+        else:
+            x, y, z, q = columns.x[kept], columns.y[kept], columns.z[kept], columns.q[kept]
+            ts = [columns.ts[i] for i in kept.tolist()]
         run = _PositionRun(
             slot=slots,
             grid=self._grids_of(x, y).tolist(),
             x=x,
             y=y,
-            z=columns.z[kept],
-            q=columns.q[kept],
-            ts=[ts[i] for i in kept.tolist()],
+            z=z,
+            q=q,
+            ts=ts,
         )
         self._points.append(run)
         self._n_points += len(run)
@@ -463,32 +498,29 @@ class Batcher:
         """Points [start, stop) of a run as JSON objects separated by commas, as TelemetryBody
         writes the TelemetryPoints `_run_points` makes of them."""
         n = stop - start
-        q_col = run.q[start:stop]
+        z_col, q_col = run.z[start:stop], run.q[start:stop]
+        z: str | list[str] = _uniform_text(z_col) or _float_texts(z_col)
         has_q = ~np.isnan(q_col)
+        q: str | list[str]
         if has_q.all():
-            q = [',"q":' + text for text in _float_texts(q_col)]
+            same = _uniform_text(q_col)
+            q = ',"q":' + same if same is not None else [',"q":' + text for text in _float_texts(q_col)]
         elif not has_q.any():
-            q = [""] * n
+            q = ""
         else:
             texts = iter(_float_texts(q_col[has_q]))
             q = [',"q":' + next(texts) if present else "" for present in has_q.tolist()]
-        times: dict[datetime, str] = {}
-        ts = [times.get(t) or times.setdefault(t, _json(t)) for t in run.ts[start:stop]]
-        heads, grids = self._heads, self._grid_json
-        parts: list[str] = [""] * (12 * n)
-        parts[0::12] = [heads[s] for s in run.slot[start:stop]]
-        parts[1::12] = [grids[g] for g in run.grid[start:stop]]
-        parts[2::12] = [',"fields":{"x":'] * n
-        parts[3::12] = _float_texts(run.x[start:stop])
-        parts[4::12] = [',"y":'] * n
-        parts[5::12] = _float_texts(run.y[start:stop])
-        parts[6::12] = [',"z":'] * n
-        parts[7::12] = _float_texts(run.z[start:stop])
-        parts[8::12] = q
-        parts[9::12] = ['},"ts":'] * n
-        parts[10::12] = ts
-        parts[11::12] = ["},"] * n
-        return "".join(parts)[:-1]
+        run_ts = run.ts[start:stop]
+        ts: str | list[str]
+        if run_ts.count(run_ts[0]) == n:  # a reading's positions mostly share its time
+            ts = _json(run_ts[0])
+        else:
+            times: dict[datetime, str] = {}
+            ts = [times.get(t) or times.setdefault(t, _json(t)) for t in run_ts]
+        heads = [self._heads[s] for s in run.slot[start:stop]]
+        grids = [self._grid_json[g] for g in run.grid[start:stop]]
+        x, y = _float_texts(run.x[start:stop]), _float_texts(run.y[start:stop])
+        return _interleave([heads, grids, x, ',"y":', y, ',"z":', z, q, '},"ts":', ts, "},"], n)[:-1]
 
     def _run_points(self, run: _PositionRun) -> list[TelemetryPoint]:
         """The run's points as validated TelemetryPoints: what `_run_json` must write (the checked way)."""

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
+
 from gridwatch.config.models import Device
 from gridwatch.contract import (
     DeviceHealth,
@@ -24,6 +26,7 @@ from gridwatch.contract import (
     format_ts,
     new_event_id,
 )
+from gridwatch.contract.readings import columns_of
 
 SILENCE_FACTOR = 3
 RESEND_EVERY_S = 60.0
@@ -83,9 +86,11 @@ class DeviceHealthTracker:
         if isinstance(reading, VitalsReading) and reading.bat is not None:
             self._set_battery(reading.band, reading.bat)
         elif isinstance(reading, PositionsReading):
-            for pos in reading.positions:
-                if pos.bat is not None:
-                    self._set_battery(pos.tag, pos.bat)
+            # the batch's columns, read as they are: no Position object is made for this
+            columns = columns_of(reading.positions)
+            tags, bats = columns.tag, columns.bat
+            for i in np.flatnonzero(~np.isnan(bats)).tolist():  # NaN: the position has no battery level
+                self._set_battery(tags[i], float(bats[i]))
 
     def on_dead_letter(self, device_id: str) -> None:
         state = self._states.get(device_id)

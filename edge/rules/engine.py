@@ -109,10 +109,14 @@ class RuleEngine:
         """A tag's battery level reaches `devices.battery` when it is at or under the threshold, or
         when the tag's low-battery alert is active (a level above the threshold releases it)."""
         columns = columns_of(r.positions)
-        reported = ~np.isnan(columns.bat)  # NaN: the position carries no battery level
-        if not reported.any():
-            return
         threshold = self.view.param("device.low_battery", "threshold")
+        low = columns.bat <= threshold  # NaN (the position carries no battery level) is never low
+        alerted = {
+            a.subject.id for a in self.book.of_rule("device.low_battery") if a.subject.kind == SubjectKind.DEVICE
+        }
+        if not alerted and not low.any():
+            return  # no level raises an alert and there is none to release: most batches
+        reported = ~np.isnan(columns.bat)
         tags, bats = columns.tag, columns.bat.tolist()
         if len(set(tags)) != len(tags):
             # a tag twice in one batch: its first level may raise the alert its second one releases
@@ -121,12 +125,9 @@ class RuleEngine:
                     self._tag_battery(tags[i], bats[i], now)
             return
         # each tag once: whether its alert is active depends on no other position of the batch
-        due = reported & (columns.bat <= threshold)
-        alerted = {
-            a.subject.id for a in self.book.of_rule("device.low_battery") if a.subject.kind == SubjectKind.DEVICE
-        }
+        due = low
         if alerted:
-            due |= reported & np.array([tag in alerted for tag in tags], dtype=bool)
+            due = low | (reported & np.array([tag in alerted for tag in tags], dtype=bool))
         for i in np.flatnonzero(due).tolist():
             self._tag_battery(tags[i], bats[i], now)
 

@@ -14,15 +14,14 @@ from numpy.typing import NDArray
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
-from shapely import STRtree
 
 from gridwatch.contract.enums import Level, PersonRole, SubjectKind, ZoneKind
 from gridwatch.contract.readings import PositionsReading, columns_of
 
 from .alerts import AlertBook, Key
 from .context import Controls, SiteView
+from .zones import ZoneIndex
 
-FORBIDDEN = (ZoneKind.RESTRICTED, ZoneKind.STAFF_ONLY, ZoneKind.PERIMETER)
 ROLLCALL_WINDOW_S = 60.0
 
 
@@ -64,16 +63,13 @@ class LocationRules:
     def __init__(self, view: SiteView, controls: Controls, book: AlertBook) -> None:
         self.view, self.controls, self.book = view, controls, book
         self.tags = TagTable()
-        self.zone_ids = sorted(z for z in view.zone_ids if z in view.zone_polys)
-        self.tree = STRtree([view.zone_polys[z] for z in self.zone_ids])
+        # zones in config order: where zones overlap, the first that fits decides (ZoneIndex)
+        self.zone_ids = [z.id for z in view.site.zones if z.id in view.zone_ids and z.id in view.zone_polys]
+        self.zones = ZoneIndex([(z, view.zones[z].kind, view.zone_polys[z]) for z in self.zone_ids])
         self.grid_ids = sorted(view.grid_polys)
         self.perimeter = [view.zone_polys[z] for z in self.zone_ids if view.zones[z].kind == ZoneKind.PERIMETER]
         self.gather_since: dict[str, datetime] = {}
-        # per zone index (as the tree returns it): its kind's flags; the last name (None) is "no zone"
-        kinds = [view.zones[z].kind for z in self.zone_ids]
-        self._cell = np.array([k == ZoneKind.CELL for k in kinds], dtype=bool)
-        self._forbidden = np.array([k in FORBIDDEN for k in kinds], dtype=bool)
-        self._zone_names = np.array([*self.zone_ids, None], dtype=object)
+        self._zone_names = np.array([*self.zone_ids, None], dtype=object)  # by ZoneIndex index; last: none
         # per tag slot: the alert keys a position releases, and the slots with a curfew to check
         self._lost_keys: list[Key] = []
         self._zone_keys: list[Key] = []
@@ -136,72 +132,44 @@ class LocationRules:
         t.ax[m], t.ay[m], t.at[m] = t.x[m], t.y[m], ts
         if len(set(slots)) == len(slots):
             self._zones(idx, slots, x, y, now)
-        else:  # a tag twice in one batch: position by position, as it always was
+        else:  # a tag twice in one batch: position by position, the last one stays
             self._zones_each(idx, x, y, now)
         self._release(self._lost_keys, slots, now)
 
     def _zones(
         self, idx: NDArray[np.int64], slots: list[int], x: NDArray[np.float64], y: NDArray[np.float64], now: datetime
     ) -> None:
-        """Zone, cell flag and restricted-zone condition of each position (every tag once in `idx`).
-
-        What `_zones_each` decides hit by hit, over whole arrays: a position's zone is the last
-        forbidden zone the tree returns for it, else the first other zone, else None.
-        """
-        t, n = self.tags, len(slots)
-        zone_of = np.full(n, -1, dtype=np.int64)
-        forbidden_of = np.full(n, -1, dtype=np.int64)
-        in_cell = np.zeros(n, dtype=bool)
-        if self.zone_ids:
-            hit_in, hit_zone = self.tree.query(shapely.points(x, y), predicate="within")
-            if hit_in.size:
-                in_cell[hit_in[self._cell[hit_zone]]] = True
-                forbidden = self._forbidden[hit_zone]
-                other_in, other_zone = hit_in[~forbidden], hit_zone[~forbidden]
-                where, first = np.unique(other_in, return_index=True)
-                zone_of[where] = other_zone[first]
-                bad_in, bad_zone = hit_in[forbidden][::-1], hit_zone[forbidden][::-1]
-                where, last = np.unique(bad_in, return_index=True)
-                forbidden_of[where] = zone_of[where] = bad_zone[last]
+        """Zone, cell flag and restricted-zone condition of each position (every tag once in `idx`),
+        as `ZoneIndex.locate` decides them, over whole arrays."""
+        t = self.tags
+        zone_of, forbidden_of, in_cell = self.zones.locate(x, y)
         t.in_cell[idx] = in_cell
         t.zone[idx] = self._zone_names[zone_of]
-        flagged = np.flatnonzero((forbidden_of >= 0) & t.supervised[idx])
+        flagged = np.flatnonzero((forbidden_of < self.zones.none) & t.supervised[idx])
         for k in flagged.tolist():
-            self._restricted(slots[k], self.zone_ids[int(forbidden_of[k])], now)
+            self._restricted(slots[k], self.zone_ids[int(forbidden_of[k])], float(x[k]), float(y[k]), now)
         released = slots if not flagged.size else np.delete(idx, flagged).tolist()
         self._release(self._zone_keys, released, now)
 
     def _zones_each(
         self, idx: NDArray[np.int64], x: NDArray[np.float64], y: NDArray[np.float64], now: datetime
     ) -> None:
-        """`_zones` hit by hit and position by position (a batch that names a tag more than once)."""
+        """`_zones` position by position, in order (a batch that names a tag more than once): each
+        position sets its tag's zone and cell flag and raises or releases its alert; the last stays."""
         t = self.tags
-        t.in_cell[idx] = False
-        for i in idx.tolist():
-            t.zone[i] = None
-        inside: dict[int, str] = {}  # slot -> forbidden zone it is in
-        if self.zone_ids:
-            hit_in, hit_zone = self.tree.query(shapely.points(x, y), predicate="within")
-            for k, z in zip(hit_in.tolist(), hit_zone.tolist(), strict=True):
-                i, zid = int(idx[k]), self.zone_ids[z]
-                kind = self.view.zones[zid].kind
-                if kind == ZoneKind.CELL:
-                    t.in_cell[i] = True
-                if kind in FORBIDDEN:
-                    inside[i] = zid
-                    t.zone[i] = zid
-                elif t.zone[i] is None:
-                    t.zone[i] = zid
-        for i in idx.tolist():
-            zid = inside.get(i)
-            if zid is not None and t.supervised[i]:
-                self._restricted(i, zid, now)
+        zone_of, forbidden_of, in_cell = self.zones.locate(x, y)
+        names = self._zone_names[zone_of].tolist()
+        rows = zip(idx.tolist(), names, in_cell.tolist(), forbidden_of.tolist(), x.tolist(), y.tolist(), strict=True)
+        for i, zone, cell, forbidden, px, py in rows:
+            t.zone[i], t.in_cell[i] = zone, cell
+            if forbidden < self.zones.none and t.supervised[i]:
+                self._restricted(i, self.zone_ids[forbidden], px, py, now)
             else:
                 self.book.release("location.restricted_zone", SubjectKind.PERSON, t.person[i], now)
 
-    def _restricted(self, i: int, zid: str, now: datetime) -> None:
-        t = self.tags
-        person = self.view.people[t.person[i]]
+    def _restricted(self, i: int, zid: str, x: float, y: float, now: datetime) -> None:
+        """The restricted-zone condition of slot `i`'s person, at (x, y) in zone `zid`."""
+        person = self.view.people[self.tags.person[i]]
         self.book.activate(
             "location.restricted_zone",
             SubjectKind.PERSON,
@@ -211,8 +179,8 @@ class LocationRules:
             grid=person.grid,
             title=f"{person.role.capitalize()} {self.view.person_name(person)} in {self.view.zone_name(zid)}",
             detail={
-                "x": round(float(t.x[i]), 2),
-                "y": round(float(t.y[i]), 2),
+                "x": round(x, 2),
+                "y": round(y, 2),
                 "zone_kind": str(self.view.zones[zid].kind),
             },
             devices=(person.tag,) if person.tag else (),
@@ -356,10 +324,9 @@ class LocationRules:
                 self.book.release("location.gathering", alert.subject.kind, alert.subject.id, now)
 
     def _zone_at(self, x: float, y: float) -> str | None:
-        if not self.zone_ids:
-            return None
-        hits = self.tree.query(shapely.Point(x, y), predicate="within")
-        return self.zone_ids[int(hits[0])] if len(hits) else None
+        """The zone of a point, by the rule of a position's zone (`ZoneIndex`)."""
+        zone_of, _forbidden, _cell = self.zones.locate(np.array([x]), np.array([y]))
+        return self.zone_ids[int(zone_of[0])] if zone_of[0] < self.zones.none else None
 
     def _stationary(self, now: datetime) -> None:
         t, n = self.tags, len(self.tags)

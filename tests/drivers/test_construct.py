@@ -42,9 +42,7 @@ def test_perimeter(ts: str | None, detector: str, beam: int, state: PerimeterSta
     door=ids,
     reader=st.none() | ids,
     event=st.sampled_from(list(AccessEvent)),
-    card=st.none()
-    | st.text(max_size=80).filter(lambda c: not c.startswith("wiegand"))
-    | wiegand_cards,
+    card=st.none() | st.text(max_size=80).filter(lambda c: not c.startswith("wiegand")) | wiegand_cards,
     direction=st.none() | st.sampled_from(list(Direction)),
 )
 def test_access(

@@ -187,6 +187,15 @@ GOOD = {"ts": "2026-11-23T06:00:00Z", "positions": ONE}
         json.dumps({"ts": "2026-11-23T06:00:00Z", "positions": [{"tag": "T-1", "x": 1, "y": 2, "ts": "yesterday"}]}),
         json.dumps({"ts": 1.0, "positions": [{"tag": "T-1", "x": 1, "y": 2, "ts": "2026-11-23T06:00:01Z"}]}),
         json.dumps({"tag": "T-1", "x": 1, "y": 2, "note": '"positions"'}),
+        # a key the plain path finds absent from the text must be absent: escaped keys, keys
+        # elsewhere (a top-level extra, a vendor field, a string value), a duplicated batch time
+        '{"ts": 1.0, "positions": [{"tag": "T-1", "x": 1, "y": 2, "\\u0074s": "2026-11-23T06:00:01Z"}]}',
+        '{"positions": [{"tag": "T-1", "x": 1, "y": 2, "\\u007a": 3.5, "b\\u0061t": 7, "\\u0071": 0.5}]}',
+        '{"ts": 1.0, "z": 9, "positions": [{"tag": "T-1", "x": 1, "y": 2, "z": 3.5}]}',
+        '{"ts": 1.0, "positions": [{"tag": "T-1", "x": 1, "y": 2, "vendor": {"ts": 5, "q": 1}}]}',
+        '{"ts": 1.0, "positions": [{"tag": "T-1", "x": 1, "y": 2, "vendor": "q"}, {"tag": "T-2", "x": 1, "y": 2}]}',
+        '{"ts": 1.0, "ts": 2.0, "positions": [{"tag": "T-1", "x": 1, "y": 2, "ts": 3.0}]}',
+        '{"positions": [{"tag": "T-1", "x": 1, "y": 2, "bat": null, "q": null}, {"tag": "T-2", "x": 1, "y": 2}]}',
         "[]",
         "",
     ],
