@@ -89,6 +89,8 @@ class DeviceHealthTracker:
             # the batch's columns, read as they are: no Position object is made for this
             columns = columns_of(reading.positions)
             tags, bats = columns.tag, columns.bat
+            if self._states.keys().isdisjoint(tags):  # the usual batch: none of its tags is a device here
+                return
             for i in np.flatnonzero(~np.isnan(bats)).tolist():  # NaN: the position has no battery level
                 self._set_battery(tags[i], float(bats[i]))
 

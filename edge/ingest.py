@@ -24,8 +24,7 @@ import drivers
 from gridwatch.clock import Clock, SystemClock
 from gridwatch.config.broker import BrokerUrl
 from gridwatch.config.models import Edge, SiteConfig
-from gridwatch.contract import PositionsReading, Reading
-from gridwatch.contract.readings import Positions, columns_of
+from gridwatch.contract import Reading
 from gridwatch.mqtt import async_client, describe_connect_error
 
 from .deadletter import DRIVER_BUG, UNKNOWN_DEVICE, DeadLetterStore
@@ -122,22 +121,6 @@ class _Inbox:
         taken = messages[:limit]
         del messages[:limit]
         return taken
-
-
-def _tracked_positions(reading: PositionsReading, health: DeviceHealthTracker) -> PositionsReading | None:
-    """The positions of `reading` whose tag is a device the tracker follows (None if none is).
-
-    The tracker takes from a batch only the battery levels of tags that are its devices, so it is
-    handed only those: it reads Position objects, and making 100 of them per batch for the tracker
-    to ignore cost more than the rest of the batch's handling.
-    """
-    columns = columns_of(reading.positions)
-    tracked = [i for i, tag in enumerate(columns.tag) if tag in health]
-    if not tracked:
-        return None
-    if len(tracked) == len(columns):
-        return reading
-    return reading.model_copy(update={"positions": Positions(columns=columns.take(tracked))})
 
 
 def _device_in_topic(topic: str) -> str:
@@ -252,12 +235,7 @@ class Ingest:
         self.stats.readings += len(readings)
         if self.health is not None:
             for reading in readings:
-                if isinstance(reading, PositionsReading):
-                    tracked = _tracked_positions(reading, self.health)
-                    if tracked is not None:
-                        self.health.on_reading(tracked, now)
-                else:
-                    self.health.on_reading(reading, now)
+                self.health.on_reading(reading, now)
         try:
             self.on_readings(readings)
         except Exception:
