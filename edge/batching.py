@@ -204,9 +204,7 @@ def event_of(reading: Reading) -> DeviceEvent | None:
         return None
     if reading.clock_skew:
         data["clock_skew"] = True
-    # constructed, not validated: a reading's aware time and device id, a kind of a fixed prefix and an
-    # enum value (well under 64 characters) and JSON values (tests/edge/test_event_of.py)
-    return DeviceEvent.model_construct(ts=reading.ts, device=reading.device, kind=kind, data=data)
+    return DeviceEvent(ts=reading.ts, device=reading.device, kind=kind, data=data)
 
 
 class Batcher:
