@@ -184,19 +184,6 @@ def parse_object(model: type[M], text: str) -> M:
     return validate(model, text)
 
 
-def construct(model: type[M], **fields: Any) -> M:
-    """`model(**fields)` without validating again what a payload model has just validated.
-
-    For readings built from a validated payload whose fields have the reading's own types and
-    bounds (or stricter ones), an aware time from `resolve_ts` and the configured device id: the
-    second validation was about a tenth of the edge's CPU per single-event message. The fuzz tests
-    round-trip every reading a driver returns through the contract's validator
-    (tests/drivers/test_fuzz.py), and tests/drivers/test_construct.py holds each constructed
-    reading equal to the validated one.
-    """
-    return model.model_construct(**fields)
-
-
 def resolve_ts(raw: str | float | None, received_at: datetime) -> tuple[datetime, bool]:
     """The reading's (ts, clock_skew): device time if present, valid and within CLOCK_SKEW_S."""
     if raw is None:

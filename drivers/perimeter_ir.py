@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from drivers import DeviceContext, DriverError, construct, contact_id, parse_object, resolve_ts
+from drivers import DeviceContext, DriverError, contact_id, parse_object, resolve_ts
 from gridwatch.contract import PerimeterPayload, PerimeterReading, Reading
 
 
@@ -14,13 +14,11 @@ def parse(ctx: DeviceContext, topic: str, text: str, received_at: datetime) -> l
         return [_parse_contact_id(ctx, text, received_at)]
     body = parse_object(PerimeterPayload, text)
     ts, skew = resolve_ts(body.ts, received_at)
-    # validated already: the payload's fields carry the reading's own types and bounds (see `construct`)
     return [
-        construct(
-            PerimeterReading, device=ctx.id, ts=ts, clock_skew=skew, detector=body.detector, beam=body.beam,
-            state=body.state,
+        PerimeterReading(
+            device=ctx.id, ts=ts, clock_skew=skew, detector=body.detector, beam=body.beam, state=body.state
         )
-    ]  # fmt: skip
+    ]
 
 
 def _parse_contact_id(ctx: DeviceContext, text: str, received_at: datetime) -> PerimeterReading:
