@@ -228,6 +228,11 @@ _FAMILY_FOLDER: dict[Family, str] = {
 """The topic level naming the family (contract §2 writes `perimeter`, not `perimeter_ir`)."""
 
 
+def family_prefix(site_id: str, family: Family) -> str:
+    """`site/{s}/{family level}`: under it, every default topic of the family's devices."""
+    return f"site/{site_id}/{_FAMILY_FOLDER[family]}"
+
+
 def _base_topic(site_id: str, device: Device | DeviceContext) -> str:
     """`site/{s}/{family}/{device}`, or the parent level of the configured topic override."""
     if device.topic:
@@ -298,6 +303,7 @@ __all__ = [
     "Reason",
     "data_topic",
     "device_topics",
+    "family_prefix",
     "parse",
     "parse_object",
     "status_topic",

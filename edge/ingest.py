@@ -1,11 +1,18 @@
-"""Device-broker ingest: one MQTT client, topic → device, drivers.parse, readings to a callback.
+"""Device-broker ingest: two MQTT sessions, topic → device, drivers.parse, readings to a callback.
 
-The edge subscribes QoS 1 to every topic of every device it serves. With `discover_unknown`
-it also subscribes to `site/{site}/#` (instead of the served topics under it, so nothing
-arrives twice) to see devices that publish but are not in the config: those become dead
-letters with reason `unknown_device`, logged once per device id. Devices of the site that
-another edge serves are ignored quietly. Bad bytes never stop the loop; a lost broker is
-reconnected with backoff, and the persistent session keeps QoS 1 messages queued meanwhile.
+The edge subscribes QoS 1 to every topic of every device it serves, in two *lanes*, each a broker
+session of its own: `bulk` for RTLS positions and wristband telemetry, `alarms` for everything
+else (perimeter, access, camera, wristband events, statuses). A broker delivers one session's
+messages in order, so in a single session an alarm waits behind every position queued before it;
+in its own session it waits behind other alarms only, while the two lanes share the event loop a
+batch at a time (HOLD_LOOP_S). With `discover_unknown` each lane also subscribes to its families'
+wildcards under `site/{site}/` (`perimeter/#`, `access/#`, `camera/#`, `wristband/+/event`,
+`wristband/+/status`; `rtls/#`, `wristband/+/telemetry`) instead of the served topics under them,
+so nothing arrives twice, to see devices that publish but are not in the config: those become
+dead letters with reason `unknown_device`, logged once per device id (devices of a family the
+contract does not name are not seen). Devices of the site that another edge serves are ignored
+quietly. Bad bytes never stop the loop; a lost broker is reconnected with backoff, and the
+persistent sessions keep QoS 1 messages queued meanwhile.
 """
 
 from __future__ import annotations
@@ -14,8 +21,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import aiomqtt
 import paho.mqtt.client as paho
@@ -24,7 +31,7 @@ import drivers
 from gridwatch.clock import Clock, SystemClock
 from gridwatch.config.broker import BrokerUrl
 from gridwatch.config.models import Edge, SiteConfig
-from gridwatch.contract import Reading
+from gridwatch.contract import Family, Reading
 from gridwatch.mqtt import async_client, describe_connect_error
 
 from .deadletter import DRIVER_BUG, UNKNOWN_DEVICE, DeadLetterStore
@@ -48,6 +55,46 @@ HOLD_LOOP_S = 0.01  # under load ingest hands the event loop back at least this 
 DEVICE_PROTOCOL = aiomqtt.ProtocolVersion.V311
 
 ReadingsCallback = Callable[[list[Reading]], None]
+LaneName = Literal["alarms", "bulk"]
+
+
+@dataclass(slots=True)
+class _Lane:
+    """One broker session of ingest: its client id, its subscriptions and its connection state."""
+
+    name: LaneName
+    client_id: str
+    subscriptions: list[str] = field(default_factory=list)
+    # filters an earlier version's session under this client id may still hold: unsubscribed on connect
+    stale: list[str] = field(default_factory=list)
+    connected: bool = False
+    reconnects: int = 0
+    last_error: str | None = None
+
+
+def _lane_of(family: Family, topic: str, site_id: str, device: Any) -> LaneName:
+    """`bulk` for an RTLS gateway's topics and a wristband's telemetry topic, `alarms` for the rest."""
+    if family is Family.RTLS or (family is Family.WRISTBAND and topic == drivers.data_topic(site_id, device)):
+        return "bulk"
+    return "alarms"
+
+
+def _discovery(site_id: str) -> dict[LaneName, list[str]]:
+    """Per lane, the wildcards that see every default topic of its families (see the module doc)."""
+
+    def under(family: Family) -> str:
+        return drivers.family_prefix(site_id, family)
+
+    return {
+        "alarms": [
+            f"{under(Family.PERIMETER_IR)}/#",
+            f"{under(Family.ACCESS)}/#",
+            f"{under(Family.CAMERA)}/#",
+            f"{under(Family.WRISTBAND)}/+/event",
+            f"{under(Family.WRISTBAND)}/+/status",
+        ],
+        "bulk": [f"{under(Family.RTLS)}/#", f"{under(Family.WRISTBAND)}/+/telemetry"],
+    }
 
 
 @dataclass(slots=True)
@@ -160,6 +207,7 @@ class Ingest:
         self.clock = clock or SystemClock()
         self.client_id = client_id or f"gw-{edge.id}-ingest"
         self.stats = IngestStats()
+        topic_lane: dict[str, LaneName] = {}
         self._site_devices = {d.id for d in site.devices}
         served = sorted(site.edge_device_ids(edge))
         self._by_topic: dict[str, drivers.DeviceContext] = {}
@@ -172,22 +220,39 @@ class Ingest:
             self._served_ids.add(device_id)
             ctx = drivers.DeviceContext.from_config(device)
             for topic in drivers.device_topics(site.site.id, device):
+                topic_lane[topic] = _lane_of(device.family, topic, site.site.id, device)
                 if "+" in topic or "#" in topic:
                     self._by_pattern.append((topic, ctx))
                 else:
                     self._by_topic[topic] = ctx
-        self.discovery = f"site/{site.site.id}/#" if discover_unknown else None
-        self.subscriptions = self._subscriptions()
+        self.discover_unknown = discover_unknown
+        self.lanes = self._lanes(site.site.id, topic_lane)
+        self.subscriptions = sorted({t for lane in self.lanes for t in lane.subscriptions})
         self.stats.topics = len(self._by_topic) + len(self._by_pattern)
         self.stats.devices = len(self._served_ids)
 
-    def _subscriptions(self) -> list[str]:
-        topics = [*self._by_topic, *(p for p, _ in self._by_pattern)]
-        if self.discovery is None:
-            return sorted(set(topics))
-        prefix = self.discovery[:-1]  # "site/{s}/": every topic under it arrives through the discovery filter
-        outside = [t for t in topics if not t.startswith(prefix)]
-        return sorted({self.discovery, *outside})
+    def _lanes(self, site_id: str, topic_lane: dict[str, LaneName]) -> list[_Lane]:
+        """The two sessions and what each subscribes; a lane with nothing to read is left out.
+
+        A served topic that one lane's discovery wildcards already cover is not subscribed again,
+        and goes to that lane whatever its family (a topic override may put a device anywhere);
+        any other topic is subscribed by its family's lane.
+        """
+        wildcards = _discovery(site_id) if self.discover_unknown else {"alarms": [], "bulk": []}
+        chosen: dict[LaneName, set[str]] = {name: set(filters) for name, filters in wildcards.items()}
+        for topic, lane in topic_lane.items():
+            concrete = "+" not in topic and "#" not in topic
+            covered = concrete and any(
+                aiomqtt.Topic(topic).matches(f) for filters in wildcards.values() for f in filters
+            )
+            if not covered:
+                chosen[lane].add(topic)
+        alarms = _Lane("alarms", self.client_id, sorted(chosen["alarms"]))
+        bulk = _Lane("bulk", f"{self.client_id}-bulk", sorted(chosen["bulk"]))
+        # the alarms lane keeps the session id ingest had before the lanes: that session may still
+        # hold the old `site/{s}/#` filter and bulk topics, which would deliver positions twice
+        alarms.stale = sorted(({f"site/{site_id}/#"} | set(bulk.subscriptions)) - set(alarms.subscriptions))
+        return [lane for lane in (alarms, bulk) if lane.subscriptions]
 
     # -- message handling (sync, also used directly by tests) ---------------------------------
     def context_for(self, topic: str) -> drivers.DeviceContext | None:
@@ -263,10 +328,22 @@ class Ingest:
 
     # -- the loop ----------------------------------------------------------------------------
     async def run(self) -> None:
-        """Read the broker for ever; reconnect with backoff; return only when cancelled."""
+        """Read the broker for ever, one session per lane; reconnect with backoff; return only when cancelled."""
+        if not self.lanes:
+            log.warning("edge %s serves no device topics: ingest has nothing to read", self.edge.id)
+            await asyncio.Event().wait()
+        await asyncio.gather(*(self._run_lane(lane) for lane in self.lanes))
+
+    def _lane_state(self) -> None:
+        self.stats.connected = all(lane.connected for lane in self.lanes)
+        self.stats.reconnects = sum(lane.reconnects for lane in self.lanes)
+        errors = [f"{lane.name} lane: {lane.last_error}" for lane in self.lanes if lane.last_error]
+        self.stats.last_error = "; ".join(errors) or None
+
+    async def _run_lane(self, lane: _Lane) -> None:
         backoff = BACKOFF_MIN_S
         while True:
-            client = async_client(self.broker, self.client_id, persistent=True, protocol=DEVICE_PROTOCOL)
+            client = async_client(self.broker, lane.client_id, persistent=True, protocol=DEVICE_PROTOCOL)
             mqtt = client._client  # the paho client under aiomqtt
             # paho would PUBACK a QoS 1 message as soon as it arrives; a crash before the readings
             # reach the outbox would then lose it for good (the broker counts it delivered). We ack
@@ -276,9 +353,10 @@ class Ingest:
             inbox = _Inbox(mqtt)  # set before connecting: a resumed session delivers at once
             try:
                 async with client:
-                    await self._subscribe(client)
-                    self.stats.connected = True
-                    self.stats.last_error = None
+                    await self._subscribe(client, lane)
+                    lane.connected = True
+                    lane.last_error = None
+                    self._lane_state()
                     backoff = BACKOFF_MIN_S
                     # `client.messages` yields one wake-up per burst and raises MqttError when the
                     # connection drops; the messages themselves are in `inbox`
@@ -288,22 +366,25 @@ class Ingest:
                             if handled < len(batch):
                                 inbox.put_back(batch[handled:])
                             self._commit(mqtt, batch[:handled])
-                            await asyncio.sleep(0)  # let the uplink and the ticker run between batches
+                            await asyncio.sleep(0)  # let the other lane, the uplink and the ticker run
             except aiomqtt.MqttError as exc:
-                was_connected = self.stats.connected
-                self.stats.connected = False
-                self.stats.reconnects += 1
-                self.stats.last_error = describe_connect_error(exc, self.broker, f"edge {self.edge.id!r}")
+                was_connected = lane.connected
+                lane.connected = False
+                lane.reconnects += 1
+                lane.last_error = describe_connect_error(exc, self.broker, f"edge {self.edge.id!r}")
+                self._lane_state()
                 log.warning(
-                    "device broker %s: %s; retrying in %.1f s",
+                    "device broker %s (%s lane): %s; retrying in %.1f s",
                     "lost" if was_connected else "unavailable",
-                    self.stats.last_error,
+                    lane.name,
+                    lane.last_error,
                     backoff,
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
             finally:
-                self.stats.connected = False
+                lane.connected = False
+                self._lane_state()
 
     def _handle_for_a_while(self, batch: list[paho.MQTTMessage]) -> int:
         """Handle messages of `batch` in order for up to HOLD_LOOP_S, or until one raises an alert
@@ -335,15 +416,17 @@ class Ingest:
         for message in handled:
             mqtt.ack(message.mid, message.qos)
 
-    async def _subscribe(self, client: aiomqtt.Client) -> None:
-        log.info("connected to device broker %s as %s", self.broker.redacted(), self.client_id)
-        topics = self.subscriptions
+    async def _subscribe(self, client: aiomqtt.Client, lane: _Lane) -> None:
+        log.info("connected to device broker %s as %s (%s lane)", self.broker.redacted(), lane.client_id, lane.name)
+        if lane.stale:
+            await client.unsubscribe(lane.stale)
+        topics = lane.subscriptions
         for start in range(0, len(topics), SUBSCRIBE_CHUNK):
             chunk = [(t, 1) for t in topics[start : start + SUBSCRIBE_CHUNK]]  # QoS 1, under MQTT 3.1.1 and 5
             await client.subscribe(chunk)
         log.info(
-            "subscribed %d topics for %d devices%s",
-            self.stats.topics,
-            self.stats.devices,
-            f" (and {self.discovery} to spot unknown devices)" if self.discovery else "",
+            "%s lane: subscribed %d filters%s",
+            lane.name,
+            len(topics),
+            " (family wildcards: devices not in the config are seen too)" if self.discover_unknown else "",
         )
