@@ -199,6 +199,29 @@ class LineFormatter:
             self._shapes[key] = shape._replace(fast=not shape.fast)
         return None if text is None else f"{text} {ts_ns(ts)}"
 
+    def _rest(self, shapes: dict[tuple[str, ...], _Shape], fields: Mapping[str, Any], ts: datetime) -> str | None:
+        """The line after its head (`k=v,… ns`), or None if no field can be carried.
+
+        The fast path (see the class doc) where the shape allows and the values are finite floats,
+        else `_checked`, whose output the fast path equals.
+        """
+        key = tuple(fields)
+        shape = shapes.get(key) or self._shape(key)
+        _, get, single, template, n_count, fast = shape  # one unpacking, not five attribute look-ups
+        if fast:
+            try:
+                values = get(fields)
+                text = template % (
+                    *map(_float_repr, (values,) if single else values),
+                    (ts - _EPOCH) // _MICROSECOND * 1000,
+                )
+            except TypeError:  # a value that is not a float, or a naive time
+                pass
+            else:
+                if text.count("n") == n_count:
+                    return text.replace(".0,", ",").replace(".0 ", " ")
+        return self._checked(key, shape, fields, ts)
+
     def line(self, p: TsPoint) -> str | None:
         """One line, or None if the point has no field line protocol can carry."""
         lines = self.lines((p,))
@@ -217,25 +240,9 @@ class LineFormatter:
             head = heads.get((measurement, *tags, *tags.values()))
             if head is None:
                 head = self._new_head(heads, (measurement, *tags, *tags.values()), measurement, tags)
-            key = tuple(fields)
-            shape = shapes.get(key) or self._shape(key)
-            _, get, single, template, n_count, fast = shape  # one unpacking, not five attribute look-ups
-            if fast:
-                try:
-                    values = get(fields)
-                    text = template % (
-                        *map(_float_repr, (values,) if single else values),
-                        (ts - _EPOCH) // _MICROSECOND * 1000,
-                    )
-                except TypeError:  # a value that is not a float, or a naive time
-                    pass
-                else:
-                    if text.count("n") == n_count:
-                        append(head + text.replace(".0,", ",").replace(".0 ", " "))
-                        continue
-            checked = self._checked(key, shape, fields, ts)
-            if checked is not None:
-                append(head + checked)
+            rest = self._rest(shapes, fields, ts)
+            if rest is not None:
+                append(head + rest)
         return out
 
     def telemetry_lines(self, site: str, entries: Sequence[TelemetryPoint], out: list[str] | None = None) -> list[str]:
@@ -306,22 +313,6 @@ class LineFormatter:
             if head is None:
                 key = (site, measurement, *tags, *tags.values())
                 head = self._new_head(heads, key, measurement, {**tags, "site": site})
-            key = tuple(fields)
-            shape = shapes.get(key) or self._shape(key)
-            _, get, single, template, n_count, fast = shape  # one unpacking, not five attribute look-ups
-            if fast:
-                try:
-                    values = get(fields)
-                    text = template % (
-                        *map(_float_repr, (values,) if single else values),
-                        (p.ts - _EPOCH) // _MICROSECOND * 1000,
-                    )
-                except TypeError:  # a value that is not a float
-                    pass
-                else:
-                    if text.count("n") == n_count:
-                        append(head + text.replace(".0,", ",").replace(".0 ", " "))
-                        continue
-            checked = self._checked(key, shape, fields, p.ts)
-            if checked is not None:
-                append(head + checked)
+            rest = self._rest(shapes, fields, p.ts)
+            if rest is not None:
+                append(head + rest)
