@@ -80,12 +80,16 @@ def heartbeat_of(box: Outbox) -> Callable[[], Heartbeat]:
 
 
 class Collector:
-    """A central-like subscriber: persistent session (clean_start False), reconnects after any error."""
+    """A central-like subscriber: persistent session (clean_start False), reconnects after any error.
 
-    def __init__(self, url: str, topic: str, identifier: str) -> None:
+    With `confirm`, it also confirms what it received on `cmd/confirm`, batched, as central does.
+    """
+
+    def __init__(self, url: str, topic: str, identifier: str, *, confirm: bool = False) -> None:
         self.url = url
         self.topic = topic
         self.identifier = identifier
+        self.confirm = confirm
         self.messages: list[tuple[str, bytes]] = []
         self.event_ids: set[str] = set()
         self.connects = 0
@@ -99,16 +103,28 @@ class Collector:
                     self.connects += 1
                     await client.subscribe(self.topic, qos=1)
                     self.subscribed.set()
-                    async for message in client.messages:
-                        payload = message.payload
-                        assert isinstance(payload, bytes)
-                        self.messages.append((message.topic.value, payload))
-                        event_id = json.loads(payload).get("event_id")
-                        if event_id is not None:
-                            self.event_ids.add(event_id)
-                        self.arrived.set()
+                    pending: list[str] = []
+                    async with running(*([self._confirm(client, pending)] if self.confirm else [])):
+                        async for message in client.messages:
+                            payload = message.payload
+                            assert isinstance(payload, bytes)
+                            self.messages.append((message.topic.value, payload))
+                            event_id = json.loads(payload).get("event_id")
+                            if event_id is not None:
+                                self.event_ids.add(event_id)
+                                pending.append(event_id)
+                            self.arrived.set()
             except aiomqtt.MqttError:
                 await asyncio.sleep(0.2)
+
+    @staticmethod
+    async def _confirm(client: aiomqtt.Client, pending: list[str]) -> None:
+        while True:
+            await asyncio.sleep(0.05)
+            if pending:
+                body = ConfirmCmd(alerts=pending[:5000]).model_dump_json().encode()
+                del pending[:5000]
+                await client.publish(uplink_topic(SITE, EDGE, "cmd", CONFIRM_CMD), body, qos=1)
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> None:
         async with asyncio.timeout(timeout):
@@ -323,39 +339,6 @@ def test_a_clean_stop_says_offline_at_once(fresh_mosquitto: Mosquitto, tmp_path:
     box.close()
 
 
-class ConfirmingCollector(Collector):
-    """A Collector that confirms what it received on `cmd/confirm`, batched, as central does."""
-
-    async def run(self) -> None:
-        while True:
-            try:
-                async with async_client(self.url, self.identifier, persistent=True) as client:
-                    self.connects += 1
-                    await client.subscribe(self.topic, qos=1)
-                    self.subscribed.set()
-                    pending: list[str] = []
-                    async with running(self._confirm(client, pending)):
-                        async for message in client.messages:
-                            payload = message.payload
-                            assert isinstance(payload, bytes)
-                            self.messages.append((message.topic.value, payload))
-                            event_id = json.loads(payload)["event_id"]
-                            self.event_ids.add(event_id)
-                            pending.append(event_id)
-                            self.arrived.set()
-            except aiomqtt.MqttError:
-                await asyncio.sleep(0.2)
-
-    @staticmethod
-    async def _confirm(client: aiomqtt.Client, pending: list[str]) -> None:
-        while True:
-            await asyncio.sleep(0.05)
-            if pending:
-                body = ConfirmCmd(alerts=pending[:5000]).model_dump_json().encode()
-                del pending[:5000]
-                await client.publish(uplink_topic(SITE, EDGE, "cmd", CONFIRM_CMD), body, qos=1)
-
-
 def test_a_broker_crash_after_its_puback_loses_nothing_once_central_confirms(
     fresh_mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
@@ -373,7 +356,7 @@ def test_a_broker_crash_after_its_puback_loses_nothing_once_central_confirms(
 
     async def main() -> None:
         topic = uplink_topic(SITE, EDGE, "alerts")
-        central = ConfirmingCollector(fresh_mosquitto.url("central"), topic, "central-crash")
+        central = Collector(fresh_mosquitto.url("central"), topic, "central-crash", confirm=True)
         uplink = Uplink(
             edge_url, SITE, EDGE, box, heartbeat=heartbeat_of(box), confirm_grace_s=0.5, confirm_probe_s=1.0
         )
