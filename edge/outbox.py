@@ -89,6 +89,7 @@ _CONFIRM_INDEXES = """
 CREATE INDEX IF NOT EXISTS items_unsent ON items (lane, id) WHERE sent_seq IS NULL;
 CREATE INDEX IF NOT EXISTS items_confirm ON items (confirm) WHERE confirm IS NOT NULL;
 CREATE INDEX IF NOT EXISTS items_sent ON items (sent_seq) WHERE sent_seq IS NOT NULL;
+CREATE INDEX IF NOT EXISTS items_overtaken ON items (overtaken) WHERE overtaken IS NOT NULL;
 """
 
 
