@@ -40,6 +40,7 @@ N_TAGS = 5_000
 RTLS_BATCH = 100
 RTLS_ROUNDS = 60  # 60 × 5,000 = 300,000 positions
 STALL_S = 8.0  # no new item for this long: the run is over
+RELAY_TOPIC = "bench/relay"
 
 
 def site_dict(n_tags: int) -> dict[str, Any]:
@@ -241,6 +242,87 @@ def _floor_main(url: str, n: int) -> None:
     print(f"{got} {time.process_time() - start}", flush=True)
 
 
+def _relay_main(url: str, n: int) -> None:
+    """The least an edge can do with device messages: read each (QoS 1), publish it unchanged on
+    RELAY_TOPIC (QoS 1), acknowledge it. Prints its CPU seconds once `n` are relayed and acked."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from gridwatch.config import BrokerUrl
+
+    broker = BrokerUrl.parse(url)
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-relay", protocol=paho.MQTTv311)
+    client.username_pw_set(broker.username, broker.password)
+    client.manual_ack_set(True)
+    client.max_inflight_messages_set(1000)
+    relayed = acked = 0
+    start = 0.0
+
+    def on_message(c: paho.Client, _u: object, m: paho.MQTTMessage) -> None:
+        nonlocal relayed, start
+        if relayed == 0:
+            start = time.process_time()
+        relayed += 1
+        c.publish(RELAY_TOPIC, m.payload, qos=1)
+        c.ack(m.mid, m.qos)
+
+    def on_publish(c: paho.Client, *_a: object) -> None:
+        nonlocal acked
+        acked += 1
+        if acked >= n:
+            c.disconnect()
+
+    client.on_message = on_message
+    client.on_publish = on_publish
+    client.on_subscribe = lambda *_a: print("ready", flush=True)
+    client.on_connect = lambda c, *_a: c.subscribe(f"site/{SITE}/#", qos=1)
+    client.connect(broker.host, broker.port)
+    client.loop_forever()
+    print(f"{acked} {time.process_time() - start}", flush=True)
+
+
+def _relay_floor(url: str, publisher_url: str, messages: list[tuple[str, bytes]]) -> tuple[float, float]:
+    """(messages/s end to end, messages per relay CPU-second) of the bare paho relay (`_relay_main`):
+    publisher → Mosquitto → relay → Mosquitto → counter, every process on this machine's cores,
+    as in the edge pipeline run."""
+    from bench.run import REPO
+    from bench.run import _Counter as TopicCounter
+    from gridwatch.config import BrokerUrl
+    from gridwatch.mqtt import sync_client
+
+    port = BrokerUrl.parse(url).port
+    counter = TopicCounter(url, port, RELAY_TOPIC, len(messages), "bench-relay-sub")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.edge_pipeline", "relay", url, str(len(messages))],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    try:
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("the paho relay did not start")
+        pub = sync_client(publisher_url, "bench-edge-relay-devices")
+        pub.max_inflight_messages_set(1000)
+        pub.connect("127.0.0.1", port)
+        pub.loop_start()
+        time.sleep(0.3)
+        t0 = time.perf_counter()
+        _publish_all(pub, messages)
+        counter.done.wait(120)
+        elapsed = time.perf_counter() - t0
+        pub.loop_stop()
+        pub.disconnect()
+        got, cpu = proc.stdout.readline().split()
+        proc.wait(30)
+    finally:
+        counter.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return counter.count / elapsed, int(got) / float(cpu)
+
+
 def _paho_floor(url: str, publisher_url: str, messages: list[tuple[str, bytes]]) -> float:
     """Messages per CPU-second of the bare paho subscriber (`_floor_main`), on `messages`."""
     from bench.run import REPO
@@ -294,6 +376,7 @@ def bench_edge() -> list[Row]:
             raw_a = _raw_qos1(broker.url("admin"), broker.port, 20_000, events[1][1])
             raw_b = _raw_qos1(broker.url("admin"), broker.port, 2_000, sample_rtls) * RTLS_BATCH
             floor_a = _paho_floor(broker.url("admin"), broker.url("devices"), events)
+            relay_b, relay_b_cpu = _relay_floor(broker.url("admin"), broker.url("devices"), _rtls_messages(N_TAGS, 20))
             (work / "agent.json").write_text(
                 json.dumps(
                     {"site": site_dict(N_TAGS), "device_broker": broker.url(EDGE), "uplink_broker": broker.url(EDGE)}
@@ -377,11 +460,19 @@ def bench_edge() -> list[Row]:
             f"paho → Mosquitto → paho QoS 1, same {RTLS_BATCH}-position payload",
         ),
         Row(
+            f"edge pipeline (b) against the least any edge does: RTLS batches of {RTLS_BATCH} in, "
+            "telemetry out (target ≥ 200,000)",
+            b_got / b_s,
+            relay_b * RTLS_BATCH,
+            "positions/s",
+            "bare paho relay: device → Mosquitto → read, publish unchanged, ack → Mosquitto → counter",
+        ),
+        Row(
             "edge pipeline (b): positions per CPU-second of the agent process",
             b_got / b_cpu,
-            raw_b,
+            relay_b_cpu * RTLS_BATCH,
             "pos/s/core",
-            "paho → Mosquitto → paho QoS 1 (wall)",
+            "the bare paho relay's positions per CPU-second",
         ),
         Row(
             "edge agent peak RSS under load (a) then (b)",
@@ -399,5 +490,7 @@ if __name__ == "__main__":
         _agent_main(Path(sys.argv[2]))
     elif len(sys.argv) == 4 and sys.argv[1] == "floor":
         _floor_main(sys.argv[2], int(sys.argv[3]))
+    elif len(sys.argv) == 4 and sys.argv[1] == "relay":
+        _relay_main(sys.argv[2], int(sys.argv[3]))
     else:
-        sys.exit("usage: python -m bench.edge_pipeline agent WORKDIR | floor BROKER_URL N")
+        sys.exit("usage: python -m bench.edge_pipeline agent WORKDIR | floor BROKER_URL N | relay BROKER_URL N")

@@ -141,6 +141,22 @@ class PositionColumns:
             self.bat[at],
         )
 
+    @classmethod
+    def concat(cls, parts: Sequence[PositionColumns]) -> PositionColumns:
+        """The positions of `parts`, one after the other."""
+        if len(parts) == 1:
+            return parts[0]
+        return cls(
+            [tag for part in parts for tag in part.tag],
+            [t for part in parts for t in part.ts],
+            np.concatenate([part.ts_us for part in parts]),
+            np.concatenate([part.x for part in parts]),
+            np.concatenate([part.y for part in parts]),
+            np.concatenate([part.z for part in parts]),
+            np.concatenate([part.q for part in parts]),
+            np.concatenate([part.bat for part in parts]),
+        )
+
     def positions(self) -> tuple[Position, ...]:
         """The Position objects these columns hold, equal to what validating each one builds."""
         out = []
