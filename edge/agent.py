@@ -307,6 +307,10 @@ class EdgeAgent:
                 self._put(Lane.DEVICES, [(Lane.DEVICES, "devices", devices.model_dump_json().encode())])
         if self.batcher.due(mono):
             self._flush_batches()
+        try:
+            self.outbox.spill_stale()  # telemetry the uplink has not taken within seconds goes to disk
+        except sqlite3.Error:
+            log.exception("writing waiting telemetry to the outbox failed; it stays in memory")
         if mono - last["save"] >= SAVE_EVERY_S:
             last["save"] = mono
             self._save_rules()
@@ -388,6 +392,8 @@ class EdgeAgent:
                 "resent_lost": self.outbox.requeued_overtaken,
                 "resent_probes": self.outbox.requeued_probes,
                 "telemetry_dropped": self.outbox.telemetry_dropped,
+                # telemetry bodies the uplink did not take within seconds, written to disk (edge/outbox.py)
+                "telemetry_spilled": self.outbox.spilled,
                 "write_error": self.outbox_error,
                 "alerts_held_in_memory": len(self._unstored),
                 "dropped_on_write_error": dict(self.unstored_dropped),

@@ -21,6 +21,17 @@ power loss can then lose the last telemetry points, which are best effort anyway
 deletion, which costs a repeat central drops by `event_id`. Under an RTLS load this halves the
 fsyncs per telemetry body.
 
+Telemetry that the uplink is keeping up with never touches the disk. While the outbox holds no
+telemetry row, a telemetry-only put keeps its bodies in memory (*hot*, ids below zero) for the
+uplink to send, and `ack` forgets them: under an RTLS load, writing each body, reading it back and
+deleting it was a fifth of the edge's CPU (bench/edge_pipeline.py). Hot bodies are written to disk
+(*spilled*), in order and before anything newer, as soon as they could be waiting on a slow or lost
+uplink: when a put would pass HOT_MAX_ITEMS of them, the telemetry share or the outbox's size, or
+finds one older than HOT_MAX_AGE_S; when `spill_stale` (the agent's ticker) finds one that old; and
+on `close`. So a crash can lose the telemetry of the last HOT_MAX_AGE_S or so, as it can lose the
+batcher's pending points, and never an alert or an event. A hot body in flight when it is spilled
+is sent again from disk: a repeat, which central's time series takes as the same points.
+
 Lanes drain in priority order (alerts first). Telemetry and snapshots are bounded shares of the
 outbox: beyond their share the oldest rows are deleted and counted. Alerts, events, device reports
 and command results are never dropped, even when the outbox is over its size (a warning is logged
@@ -49,6 +60,8 @@ _CHUNK = 500  # ids per DELETE statement (well under SQLite's variable limit)
 _WARN_EVERY_S = 60.0
 CONFIRMS_STATE = "central_confirms"  # state key: central has sent a cmd/confirm at least once
 PROBE_BACKOFF_MAX = 5  # the wait before an item is resent doubles with each attempt, up to 2**5 times
+HOT_MAX_ITEMS = 256  # telemetry bodies kept in memory at most (module doc)
+HOT_MAX_AGE_S = 2.0  # a hot body older than this goes to disk
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -125,7 +138,8 @@ class OutboxItem:
 
 
 class Outbox:
-    """A thread-safe durable queue; `put` returns only once the item is on disk."""
+    """A thread-safe durable queue; `put` returns once the items are on disk (telemetry: on disk
+    or hot, see the module doc)."""
 
     def __init__(self, path: Path, *, max_bytes: int = 512 * 1024 * 1024, telemetry_share: float = 0.25) -> None:
         if max_bytes <= 0:
@@ -141,6 +155,10 @@ class Outbox:
         self.confirmed = 0  # items central confirmed (deleted by `confirm`)
         self.requeued_overtaken = 0
         self.requeued_probes = 0
+        self.spilled = 0  # hot telemetry bodies written to disk because the uplink did not take them soon
+        self._hot: dict[int, OutboxItem] = {}  # in put order
+        self._hot_bytes = 0
+        self._hot_next = -1
         self._lock = threading.Lock()
         self._last_full_warning = 0.0
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -184,11 +202,17 @@ class Outbox:
                 self.set_state(*state)
             return []
         now = time.time()
+        telemetry_only = state is None and all(lane == Lane.TELEMETRY for lane, _, _ in rows)
         with self._lock:
+            size = sum(len(payload) + len(topic) for _, topic, payload in rows)
+            if telemetry_only and self._count[Lane.TELEMETRY] == 0 and self._hot_fits(len(rows), size, now):
+                return [self._keep_hot(lane, topic, payload, now) for lane, topic, payload in rows]
             ids: list[int] = []
-            self._durable(state is not None or any(lane != Lane.TELEMETRY for lane, _, _ in rows))
+            self._durable(not telemetry_only)
             try:
                 self._db.execute("BEGIN IMMEDIATE")
+                if telemetry_only:
+                    self._write_hot()  # older telemetry first, in order
                 for lane, topic, payload in rows:
                     size = len(payload) + len(topic)
                     key = None if lane == Lane.TELEMETRY else confirm_key(topic, payload)
@@ -205,9 +229,67 @@ class Outbox:
                     self._db.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", state)
                 self._db.execute("COMMIT")
             except BaseException:
-                self._rollback()
+                self._rollback()  # the hot bodies stay hot
                 raise
+            if telemetry_only:
+                self._drop_hot()
             return ids
+
+    # -- hot telemetry (module doc) -------------------------------------------------------
+    def _hot_fits(self, n: int, size: int, now: float) -> bool:
+        """May `n` more bodies of `size` bytes stay hot? Within the count, the telemetry share, the
+        outbox's size and the age (beyond them the disk path sheds and counts)."""
+        if len(self._hot) + n > HOT_MAX_ITEMS or self._hot_bytes + size > self.telemetry_limit:
+            return False
+        if self._held_bytes() + size > self.max_bytes:
+            return False
+        return not self._hot or now - next(iter(self._hot.values())).created < HOT_MAX_AGE_S
+
+    def _keep_hot(self, lane: Lane, topic: str, payload: bytes, now: float) -> int:
+        item = OutboxItem(self._hot_next, lane, topic, payload, now)
+        self._hot_next -= 1
+        self._hot[item.id] = item
+        self._hot_bytes += len(payload) + len(topic)
+        return item.id
+
+    def _write_hot(self) -> None:
+        """Write the hot bodies as rows, in order, inside the caller's transaction; `_drop_hot`
+        once it is committed (a rollback recounts the rows and leaves them hot)."""
+        for item in self._hot.values():
+            size = len(item.payload) + len(item.topic_suffix)
+            self._db.execute(
+                "INSERT INTO items (lane, topic, payload, size, created, confirm) VALUES (?, ?, ?, ?, ?, NULL)",
+                (int(item.lane), item.topic_suffix, item.payload, size, item.created),
+            )
+            self._count[item.lane] += 1
+            self._bytes[item.lane] += size
+
+    def _drop_hot(self) -> None:
+        self.spilled += len(self._hot)
+        self._hot.clear()
+        self._hot_bytes = 0
+
+    def spill_stale(self, *, now: float | None = None) -> int:
+        """Write the hot bodies to disk if one is older than HOT_MAX_AGE_S; returns how many."""
+        at = time.time() if now is None else now
+        with self._lock:
+            if not self._hot or at - next(iter(self._hot.values())).created < HOT_MAX_AGE_S:
+                return 0
+            return self._spill(durable=False)
+
+    def _spill(self, *, durable: bool) -> int:
+        n = len(self._hot)
+        self._durable(durable)
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._write_hot()
+            self._enforce_bounds({Lane.TELEMETRY})
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+        self._drop_hot()
+        return n
 
     def set_state(self, key: str, value: bytes) -> None:
         """Save a small state blob durably (one transaction)."""
@@ -235,13 +317,16 @@ class Outbox:
             self.telemetry_dropped += self._shed(Lane.TELEMETRY, self._bytes[Lane.TELEMETRY] - self.telemetry_limit)
         if Lane.SNAPSHOTS in lanes:
             self.snapshots_dropped += self._shed(Lane.SNAPSHOTS, self._bytes[Lane.SNAPSHOTS] - self.snapshot_limit)
-        excess = sum(self._bytes.values()) - self.max_bytes
+        excess = self._held_bytes() - self.max_bytes
         if excess > 0:
             self.telemetry_dropped += self._shed(Lane.TELEMETRY, excess)
-            excess = sum(self._bytes.values()) - self.max_bytes
+            excess = self._held_bytes() - self.max_bytes
+        if excess > 0 and self._hot:
+            self.telemetry_dropped += self._shed_hot(excess)
+            excess = self._held_bytes() - self.max_bytes
         if excess > 0:
             self.snapshots_dropped += self._shed(Lane.SNAPSHOTS, excess)
-            excess = sum(self._bytes.values()) - self.max_bytes
+            excess = self._held_bytes() - self.max_bytes
         if excess > 0:
             mono = time.monotonic()
             if mono - self._last_full_warning >= _WARN_EVERY_S:
@@ -253,6 +338,20 @@ class Outbox:
                     self.max_bytes + excess,
                     self.max_bytes,
                 )
+
+    def _held_bytes(self) -> int:
+        return sum(self._bytes.values()) + self._hot_bytes
+
+    def _shed_hot(self, excess: int) -> int:
+        """Forget the oldest hot bodies until `excess` bytes are freed; returns how many."""
+        shed = 0
+        while self._hot and excess > 0:
+            item = self._hot.pop(next(iter(self._hot)))
+            size = len(item.payload) + len(item.topic_suffix)
+            self._hot_bytes -= size
+            excess -= size
+            shed += 1
+        return shed
 
     def _shed(self, lane: Lane, excess: int) -> int:
         """Delete the oldest rows of `lane` until `excess` bytes are freed; returns rows deleted."""
@@ -305,6 +404,12 @@ class Outbox:
                 out.append(OutboxItem(row_id, Lane(lane), topic, bytes(payload), created))
                 if len(out) >= n:
                     break
+            # hot bodies are telemetry, the last lane, and exist only while no telemetry row does
+            for item in self._hot.values():
+                if len(out) >= n:
+                    break
+                if item.id not in skip:
+                    out.append(item)
             return out
 
     def ack(self, ids: Iterable[int], *, now: float | None = None) -> None:
@@ -315,10 +420,16 @@ class Outbox:
         order is what `confirm` uses to tell a lost item from one that is merely on its way.
         """
         wanted = [int(i) for i in ids]
-        if not wanted:
-            return
         at = time.time() if now is None else now
         with self._lock:
+            if self._hot:
+                for item_id in wanted:
+                    hot = self._hot.pop(item_id, None)
+                    if hot is not None:
+                        self._hot_bytes -= len(hot.payload) + len(hot.topic_suffix)
+            wanted = [i for i in wanted if i > 0]  # a hot id not held any more was spilled: its row is sent again
+            if not wanted:
+                return
             self._durable(False)  # a lost deletion or sent-mark costs a repeat, not an alert
             try:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -420,7 +531,9 @@ class Outbox:
     def depth(self) -> dict[str, int]:
         """Items waiting to be sent per lane, keyed by the lane's lower-case name."""
         with self._lock:
-            return {lane.name.lower(): self._count[lane] - self._sent[lane] for lane in Lane}
+            depth = {lane.name.lower(): self._count[lane] - self._sent[lane] for lane in Lane}
+            depth["telemetry"] += len(self._hot)
+            return depth
 
     def awaiting_confirmation(self) -> dict[str, int]:
         """Items sent and kept until central confirms them, per lane (lower-case name)."""
@@ -438,15 +551,18 @@ class Outbox:
     def bytes_used(self) -> int:
         """Bytes of payload and topic held in the outbox, sent or not (not the file size)."""
         with self._lock:
-            return sum(self._bytes.values())
+            return self._held_bytes()
 
     def __len__(self) -> int:
         """Items held, waiting to be sent or awaiting confirmation."""
         with self._lock:
-            return sum(self._count.values())
+            return sum(self._count.values()) + len(self._hot)
 
     def close(self) -> None:
+        """Write the hot bodies to disk and close the database."""
         with self._lock:
+            if self._hot:
+                self._spill(durable=True)
             self._db.close()
 
     def _rollback(self) -> None:

@@ -92,6 +92,11 @@ class EdgeCollector(Collector):
             s["outbox"]["telemetry_dropped"],
         )
         yield counter(
+            "gridwatch_edge_telemetry_spilled",
+            "Telemetry bodies kept in memory that the uplink did not take soon enough, written to disk",
+            s["outbox"]["telemetry_spilled"],
+        )
+        yield counter(
             "gridwatch_edge_telemetry_downsampled",
             "Telemetry points thinned by downsampling",
             s["batching"]["downsampled"],

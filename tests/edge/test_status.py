@@ -36,6 +36,7 @@ def _status() -> dict[str, Any]:
             "awaiting_confirmation": {"alerts": 4, "events": 1},
             "resent_lost": 3,
             "telemetry_dropped": 0,
+            "telemetry_spilled": 0,
         },
         "batching": {"downsampled": 9},
         "dead_letters": letters.summary(),

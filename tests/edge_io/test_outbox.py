@@ -10,6 +10,9 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
+import edge.outbox
 from edge.outbox import Lane, Outbox
 
 
@@ -167,8 +170,11 @@ def test_state_is_written_with_the_items_and_survives_reopening(tmp_path: Path) 
     again.close()
 
 
-def test_only_telemetry_and_deletions_commit_without_waiting_for_the_disk(tmp_path: Path) -> None:
+def test_only_telemetry_and_deletions_commit_without_waiting_for_the_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """What must survive a power loss is fsynced; telemetry and deletions (a repeat at worst) are not."""
+    monkeypatch.setattr(edge.outbox, "HOT_MAX_ITEMS", 0)  # telemetry on disk (test_outbox_hot.py: in memory)
     box = Outbox(tmp_path / "o.db")
 
     def synchronous() -> int:  # 2 = FULL (fsync per commit), 1 = NORMAL (WAL synced later)
