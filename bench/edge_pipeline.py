@@ -13,7 +13,10 @@ CPU time and peak RSS are its own. Two loads, one after the other:
 Delivered counts are items inside the uplink `events` / `telemetry` bodies. The agent's messages
 per CPU-second are set against a bare paho MQTT 3.1.1 subscriber that only reads, acknowledges and
 counts the same load (`python -m bench.edge_pipeline floor …`, its own process and CPU): the cost
-of the MQTT client alone, under every message the edge handles.
+of the MQTT client alone, under every message the edge handles. The RTLS rate is set against a
+bare paho relay that reads each batch, publishes it unchanged and acknowledges it
+(`python -m bench.edge_pipeline relay …`): the least any edge does with the positions, through
+the same broker, with the same publisher and a counter sharing the machine.
 """
 
 from __future__ import annotations
