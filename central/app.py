@@ -152,7 +152,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None, tsdb: TimeSeri
             if settings.role == "api":
                 ingest = Ingest(settings, service, store, commands, metrics, mode="commands")
             else:
-                ingest = Ingest(settings, service, store, commands, metrics, mode=_ingest_mode(settings))
+                # two sessions: alarms never wait behind telemetry (central/ingest.py "Lanes")
+                mode = _ingest_mode(settings)
+                ingest = Ingest(settings, service, store, commands, metrics, mode=mode, lane="alarms")
+                bulk = Ingest(settings, service, store, commands, metrics, mode=mode, lane="bulk")
+                app.state.ingest_bulk = bulk
+                tasks.append(asyncio.create_task(bulk.run(), name="central-ingest-bulk"))
             app.state.ingest = ingest
             tasks.append(asyncio.create_task(ingest.run(), name="central-ingest"))
             if settings.role == "all" and ingest.mode == "shared":
@@ -192,7 +197,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, tsdb: TimeSeri
     app.state.broadcaster = broadcaster
     app.state.commands = commands
     app.state.throttle = LoginThrottle(settings.login_failures_per_minute, 60.0)
-    app.state.service = app.state.tsdb = app.state.ingest = app.state.cmd_listener = app.state.relay = None
+    app.state.service = app.state.tsdb = app.state.ingest = app.state.ingest_bulk = None
+    app.state.cmd_listener = app.state.relay = None
     _install_error_handlers(app)
     app.add_middleware(_Latency, metrics=metrics)
     if settings.dev:  # a console served by a dev server on another port

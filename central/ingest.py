@@ -22,6 +22,16 @@ Three modes (docs/scale-out.md):
   and publishes its commands. cmd_results are stored (idempotently) by every listener that gets
   them, before a waiting request is answered.
 
+Lanes (``direct`` and ``shared``): the central app reads the uplink in two sessions, so that an
+alarm never waits behind telemetry, e.g. behind the backlog a broker queued while central was down.
+The *alarms* lane (`{identifier}`, the session id ingest had before the lanes) subscribes to
+alerts, events, device reports, heartbeats and command results by kind; the *bulk* lane
+(`{identifier}-bulk`) to everything (`…/+/+` and snapshots) and acknowledges at once, unread, the
+kinds the alarms lane handles, so a kind no lane names (an edge bug) is still seen and counted as
+malformed. The alarms lane drops its old `…/+/+` and snapshot filters when it connects: a session
+left by a version without lanes would otherwise receive telemetry twice. ``lane="all"`` (the
+default) is the single session of before.
+
 Confirmations (``direct`` and ``shared``): what this process has committed — or recognised as a
 repeat of something committed — is confirmed to its edge on `…/{edge}/cmd/confirm`, batched every
 `CONFIRM_EVERY_S` (docs/protocol.md "Confirmations"). The edge keeps alerts, events, device
@@ -71,6 +81,8 @@ from gridwatch.mqtt import async_client, describe_connect_error
 log = logging.getLogger(__name__)
 
 Mode = Literal["direct", "shared", "commands"]
+Lane = Literal["all", "alarms", "bulk"]
+ALARM_KINDS = (UplinkKind.ALERTS, UplinkKind.EVENTS, UplinkKind.DEVICES, UplinkKind.HEARTBEAT, UplinkKind.CMD_RESULT)
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _RETRIES = 3  # transient failures (a locked database) are retried before the message is given up
@@ -98,6 +110,7 @@ class Ingest:
         mode: Mode | None = None,
         full: bool = True,
         primary: bool = True,
+        lane: Lane = "all",
     ) -> None:
         self.settings = settings
         self.site = settings.site
@@ -109,6 +122,9 @@ class Ingest:
             mode = ("shared" if settings.shared_ingest else "direct") if full else "commands"
         self.mode: Mode = mode
         self.full = mode != "commands"
+        if lane != "all" and not self.full:
+            raise ValueError("only ingest (direct or shared) has lanes")
+        self.lane: Lane = lane
         # the process's main connection: it drives broker_connected and counts rejected messages
         # (a secondary cmd_result listener would count them a second time)
         self.primary = primary
@@ -120,15 +136,16 @@ class Ingest:
         self._confirming = False
 
     def _identifier(self) -> str:
+        suffix = "-bulk" if self.lane == "bulk" else ""
         base = self.settings.mqtt_identifier
         if self.mode == "direct":
-            return base
+            return base + suffix
         if self.mode == "commands":
             return f"{base}-api-{uuid.uuid4().hex[:8]}"
         if self.settings.ingest_worker:
-            return f"{base}-ingest-{self.settings.ingest_worker}"
+            return f"{base}-ingest-{self.settings.ingest_worker}{suffix}"
         host = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:24]
-        return f"{base}-ingest-{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        return f"{base}-ingest-{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}{suffix}"
 
     @property
     def persistent(self) -> bool:
@@ -137,16 +154,34 @@ class Ingest:
     @property
     def publishes_commands(self) -> bool:
         """Whether this connection sends the API's commands and completes their waits."""
-        return self.mode != "shared"
+        return self.mode != "shared" and self.lane != "bulk"
+
+    def _shared(self, topics: list[str]) -> list[str]:
+        if self.mode == "shared":
+            return [f"$share/{self.settings.share_group}/{t}" for t in topics]
+        return topics
 
     def topics(self) -> list[str]:
         root = f"gridwatch/v1/{self.site.site.id}"
         if self.mode == "commands":
             return [f"{root}/+/{UplinkKind.CMD_RESULT}"]
-        topics = [f"{root}/+/+", f"{root}/+/{UplinkKind.SNAPSHOTS}/+"]
-        if self.mode == "shared":
-            return [f"$share/{self.settings.share_group}/{t}" for t in topics]
-        return topics
+        if self.lane == "alarms":
+            return self._shared([f"{root}/+/{kind}" for kind in ALARM_KINDS])
+        return self._shared([f"{root}/+/+", f"{root}/+/{UplinkKind.SNAPSHOTS}/+"])
+
+    def stale_topics(self) -> list[str]:
+        """Filters a session of this id may hold from a version without lanes: dropped on connect."""
+        if self.lane != "alarms":
+            return []
+        root = f"gridwatch/v1/{self.site.site.id}"
+        return self._shared([f"{root}/+/+", f"{root}/+/{UplinkKind.SNAPSHOTS}/+"])
+
+    def _other_lanes(self, topic: str) -> bool:
+        """In the bulk lane: a message of a kind the alarms lane handles (acknowledged unread)."""
+        if self.lane != "bulk":
+            return False
+        parts = split_uplink_topic(topic)
+        return parts is not None and not parts[3] and parts[0] == self.site.site.id and parts[2] in ALARM_KINDS
 
     def _client(self) -> aiomqtt.Client:
         client = async_client(self.settings.uplink_broker, self.identifier, persistent=self.persistent)
@@ -162,12 +197,15 @@ class Ingest:
             client = self._client()
             try:
                 async with client:
+                    if self.stale_topics():
+                        await client.unsubscribe(self.stale_topics())
                     for topic in self.topics():
                         await client.subscribe(topic, qos=1)
                     self._set_connected(True, client)
                     log.info(
-                        "ingest (%s, client id %s%s) connected to %s, subscribed to %s",
+                        "ingest (%s%s, client id %s%s) connected to %s, subscribed to %s",
                         self.mode,
+                        "" if self.lane == "all" else f", {self.lane} lane",
                         self.identifier,
                         ", persistent session" if self.persistent else "",
                         url.redacted(),
@@ -178,9 +216,11 @@ class Ingest:
                     self._confirming = self.full
                     try:
                         async for message in client.messages:
-                            payload = message.payload
-                            data = payload if isinstance(payload, bytes) else str(payload or "").encode()
-                            await self.process(message.topic.value, data)
+                            topic = message.topic.value
+                            if not self._other_lanes(topic):
+                                payload = message.payload
+                                data = payload if isinstance(payload, bytes) else str(payload or "").encode()
+                                await self.process(topic, data)
                             client._client.ack(message.mid, message.qos)
                     finally:
                         confirmer.cancel()
@@ -197,7 +237,7 @@ class Ingest:
 
     def _set_connected(self, up: bool, client: aiomqtt.Client | None) -> None:
         self.connected = up
-        if self.primary:
+        if self.primary and self.lane != "bulk":
             self.metrics.broker_connected.set(1 if up else 0)
         if not self.publishes_commands:
             return

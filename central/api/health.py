@@ -36,7 +36,8 @@ async def _probe(name: str, check: Any) -> bool:
 async def readyz(request: Request) -> Any:
     """200 when the uplink broker, the database and the time-series store are reachable, else 503."""
     state = request.app.state
-    service, tsdb, ingest = state.service, state.tsdb, state.ingest
+    service, tsdb = state.service, state.tsdb
+    lanes = [lane for lane in (state.ingest, state.ingest_bulk) if lane is not None]
 
     async def database() -> bool:
         return bool(await asyncio.to_thread(service.ready))
@@ -45,7 +46,7 @@ async def readyz(request: Request) -> Any:
         return tsdb is not None and bool(await tsdb.ping())
 
     status = {
-        "broker": ingest is not None and ingest.connected,
+        "broker": bool(lanes) and all(lane.connected for lane in lanes),
         "database": await _probe("database", database),
         "tsdb": await _probe("tsdb", store),
     }
