@@ -158,6 +158,7 @@ class Outbox:
         self.spilled = 0  # hot telemetry bodies written to disk because the uplink did not take them soon
         self._hot: dict[int, OutboxItem] = {}  # in put order
         self._hot_bytes = 0
+        self._spilling: dict[int, OutboxItem] = {}  # hot bodies written in the open transaction
         self._hot_next = -1
         self._lock = threading.Lock()
         self._last_full_warning = 0.0
@@ -229,10 +230,9 @@ class Outbox:
                     self._db.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", state)
                 self._db.execute("COMMIT")
             except BaseException:
-                self._rollback()  # the hot bodies stay hot
+                self._rollback()
                 raise
-            if telemetry_only:
-                self._drop_hot()
+            self._spill_committed()
             return ids
 
     # -- hot telemetry (module doc) -------------------------------------------------------
@@ -253,8 +253,9 @@ class Outbox:
         return item.id
 
     def _write_hot(self) -> None:
-        """Write the hot bodies as rows, in order, inside the caller's transaction; `_drop_hot`
-        once it is committed (a rollback recounts the rows and leaves them hot)."""
+        """Write the hot bodies as rows, in order, inside the caller's transaction. They are rows
+        from then on (counted once, shed as rows); `_spill_committed` after the commit, and a
+        rollback makes them hot again."""
         for item in self._hot.values():
             size = len(item.payload) + len(item.topic_suffix)
             self._db.execute(
@@ -263,11 +264,12 @@ class Outbox:
             )
             self._count[item.lane] += 1
             self._bytes[item.lane] += size
-
-    def _drop_hot(self) -> None:
-        self.spilled += len(self._hot)
-        self._hot.clear()
+        self._spilling, self._hot = self._hot, {}
         self._hot_bytes = 0
+
+    def _spill_committed(self) -> None:
+        self.spilled += len(self._spilling)
+        self._spilling = {}
 
     def spill_stale(self, *, now: float | None = None) -> int:
         """Write the hot bodies to disk if one is older than HOT_MAX_AGE_S; returns how many."""
@@ -288,7 +290,7 @@ class Outbox:
         except BaseException:
             self._rollback()
             raise
-        self._drop_hot()
+        self._spill_committed()
         return n
 
     def set_state(self, key: str, value: bytes) -> None:
@@ -568,6 +570,10 @@ class Outbox:
     def _rollback(self) -> None:
         if self._db.in_transaction:
             self._db.execute("ROLLBACK")
+        if self._spilling:  # not written after all: hot again, before anything put since
+            self._hot = {**self._spilling, **self._hot}
+            self._spilling = {}
+            self._hot_bytes = sum(len(i.payload) + len(i.topic_suffix) for i in self._hot.values())
         self._recount()
         self._seq = int(self._db.execute("SELECT COALESCE(MAX(sent_seq), 0) FROM items").fetchone()[0])
 

@@ -1,5 +1,5 @@
 """Consecutive RTLS batches are joined before the rules and the batcher see them (edge/ingest.py
-`_PositionRun`): the same alerts, in the same order, and the same telemetry points as one by one."""
+`_JoinedBatches`): the same alerts, in the same order, and the same telemetry points as one by one."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import edge.ingest
 from edge.agent import EdgeAgent
-from edge.ingest import _PositionRun
+from edge.ingest import _JoinedBatches
 from edge.outbox import Lane
 from gridwatch.clock import FakeClock
 from gridwatch.config import load_site
@@ -140,7 +140,7 @@ def _batch(device: str, tags: list[str], second: int = 0, skew: bool = False) ->
 
 
 def test_a_run_joins_batches_of_one_gateway_with_no_tag_twice() -> None:
-    run = _PositionRun()
+    run = _JoinedBatches()
     first, second = _batch("rtls-1", ["a", "b"]), _batch("rtls-1", ["c"], second=1)
     assert run.add([first]) and run.add([second])
     assert not run.add([_batch("rtls-1", ["b"])]), "a tag the run holds"
@@ -159,7 +159,7 @@ def test_a_run_joins_batches_of_one_gateway_with_no_tag_twice() -> None:
 
 
 def test_a_run_stops_at_its_size() -> None:
-    run = _PositionRun()
+    run = _JoinedBatches()
     cap = edge.ingest.RUN_POSITIONS
     assert run.add([_batch("rtls-1", [f"t{i}" for i in range(cap - 1)])])
     assert not run.add([_batch("rtls-1", ["u", "v"])])

@@ -109,3 +109,33 @@ def test_hot_telemetry_counts_in_the_size_bounds(tmp_path: Path) -> None:
     assert box.bytes_used() <= 10_000
     assert [i.lane for i in box.peek(20)].count(Lane.TELEMETRY) == 2
     box.close()
+
+
+def test_spilling_counts_each_body_once_against_the_size(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.db", max_bytes=10_000, telemetry_share=1.0)
+    for _ in range(4):
+        box.put(Lane.TELEMETRY, "telemetry", b"t" * 991)
+    for _ in range(5):
+        box.put(Lane.ALERTS, "alerts", b"a" * 994)  # 9,000 bytes in all: within the size
+    assert box.spill_stale(now=time.time() + HOT_MAX_AGE_S + 1) == 4
+    assert box.telemetry_dropped == 0 and box.bytes_used() == 9_000
+    assert [i.lane for i in box.peek(20)].count(Lane.TELEMETRY) == 4
+    box.close()
+
+
+def test_a_spill_that_fails_leaves_the_bodies_in_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    box = Outbox(tmp_path / "o.db")
+    box.put_many([(Lane.TELEMETRY, "telemetry", b"t1"), (Lane.TELEMETRY, "telemetry", b"t2")])
+
+    def disk_full(_lanes: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(box, "_enforce_bounds", disk_full)
+    with pytest.raises(sqlite3.OperationalError):
+        box.spill_stale(now=time.time() + HOT_MAX_AGE_S + 1)
+    assert _rows(tmp_path / "o.db") == []
+    assert [i.payload for i in box.peek(10)] == [b"t1", b"t2"]
+    assert box.depth()["telemetry"] == 2 and box.bytes_used() == 2 * len(b"t1telemetry") and box.spilled == 0
+    monkeypatch.undo()
+    box.close()
+    assert _rows(tmp_path / "o.db") == [(Lane.TELEMETRY, b"t1"), (Lane.TELEMETRY, b"t2")]
