@@ -161,20 +161,21 @@ class Ingest:
             return [f"$share/{self.settings.share_group}/{t}" for t in topics]
         return topics
 
+    def _everything(self) -> list[str]:
+        root = f"gridwatch/v1/{self.site.site.id}"
+        return self._shared([f"{root}/+/+", f"{root}/+/{UplinkKind.SNAPSHOTS}/+"])
+
     def topics(self) -> list[str]:
         root = f"gridwatch/v1/{self.site.site.id}"
         if self.mode == "commands":
             return [f"{root}/+/{UplinkKind.CMD_RESULT}"]
         if self.lane == "alarms":
             return self._shared([f"{root}/+/{kind}" for kind in ALARM_KINDS])
-        return self._shared([f"{root}/+/+", f"{root}/+/{UplinkKind.SNAPSHOTS}/+"])
+        return self._everything()
 
     def stale_topics(self) -> list[str]:
         """Filters a session of this id may hold from a version without lanes: dropped on connect."""
-        if self.lane != "alarms":
-            return []
-        root = f"gridwatch/v1/{self.site.site.id}"
-        return self._shared([f"{root}/+/+", f"{root}/+/{UplinkKind.SNAPSHOTS}/+"])
+        return self._everything() if self.lane == "alarms" else []
 
     def _other_lanes(self, topic: str) -> bool:
         """In the bulk lane: a message of a kind the alarms lane handles (acknowledged unread)."""
