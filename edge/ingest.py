@@ -180,8 +180,10 @@ class _JoinedBatches:
     (bench/edge_pipeline.py measures the whole agent). A batch joins the run only when it is its
     message's only reading, comes from the same gateway with the same clock verdict, and names no
     tag twice nor one the run already holds: every tag is then once in the joined reading, which
-    keeps the rules and the batcher on their whole-array paths and gives the same alerts in the
-    same order and the same points as the batches one by one (tests/edge/test_ingest_runs.py).
+    keeps the rules and the batcher on their whole-array paths and gives the same transitions of
+    each alert, the same points and the same rule state as the batches one by one
+    (tests/edge/test_ingest_runs.py). Alerts of different rules within one run may come in another
+    interleaving: the location rule sees the whole run before the tags' battery levels are checked.
     """
 
     __slots__ = ("_count", "_readings", "_tags")

@@ -1,5 +1,6 @@
 """Consecutive RTLS batches are joined before the rules and the batcher see them (edge/ingest.py
-`_JoinedBatches`): the same alerts, in the same order, and the same telemetry points as one by one."""
+`_JoinedBatches`): the same transitions of each alert, the same telemetry points and the same
+rule state as one by one."""
 
 from __future__ import annotations
 
@@ -75,21 +76,38 @@ def _agent(tmp: Path, name: str) -> EdgeAgent:
     )
 
 
-def _results(agent: EdgeAgent) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
-    """(alert transitions, telemetry points, rule state) the agent stored, in order; event ids left
-    out and alert ids (random) numbered by first appearance."""
+def _results(agent: EdgeAgent) -> tuple[dict[tuple[str, str, str], list[dict[str, Any]]], list[Any], Any]:
+    """What the agent stored: each alert's transitions in order (by rule and subject), the
+    telemetry points in order, and the rule state; event ids left out, and the alert ids (random)
+    named by rule, subject and how many alerts that subject had before under that rule.
+
+    Alerts of different rules or subjects may interleave differently: joined, the location rule
+    sees every position of the run before the battery check does, one by one it alternates. (Flood
+    grouping counts per rule and zone, so it is not affected.)
+    """
     agent._flush_batches()
     items = agent.outbox.peek(100_000)
-    alerts = [json.loads(i.payload) for i in items if i.lane == Lane.ALERTS]
     state = agent.rules.state_bytes().decode()
-    numbers: dict[str, str] = {}
-    for alert in alerts:
+    names: dict[str, str] = {}
+    opened: dict[tuple[str, str, str], int] = {}
+    alerts: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for item in items:
+        if item.lane != Lane.ALERTS:
+            continue
+        alert = json.loads(item.payload)
         alert.pop("event_id")
-        alert["alert_id"] = numbers.setdefault(alert["alert_id"], f"alert-{len(numbers)}")
-    for alert_id, number in numbers.items():
-        state = state.replace(alert_id, number)
+        key = (alert["rule"], alert["subject"]["kind"], alert["subject"]["id"])
+        if alert["alert_id"] not in names:
+            names[alert["alert_id"]] = f"{'/'.join(key)}#{opened.get(key, 0)}"
+            opened[key] = opened.get(key, 0) + 1
+        alert["alert_id"] = names[alert["alert_id"]]
+        alerts.setdefault(key, []).append(alert)
+    for alert_id, name in names.items():
+        state = state.replace(alert_id, name)
     points = [p for i in items if i.lane == Lane.TELEMETRY for p in json.loads(i.payload)["batch"]]
-    return alerts, points, state
+    rules = json.loads(state)
+    rules["book"]["active"].sort(key=lambda a: a["alert_id"])  # kept in the order they were raised
+    return alerts, points, rules
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
