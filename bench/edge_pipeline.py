@@ -216,15 +216,8 @@ def _floor_main(url: str, n: int) -> None:
     The edge reads the device broker this way (edge/ingest.py) and then parses, runs the rules and
     stores; this process does none of that, so its CPU per message is the floor under ours.
     """
-    import paho.mqtt.client as paho
-    from paho.mqtt.enums import CallbackAPIVersion
 
-    from gridwatch.config import BrokerUrl
-
-    broker = BrokerUrl.parse(url)
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-floor", protocol=paho.MQTTv311)
-    client.username_pw_set(broker.username, broker.password)
-    client.manual_ack_set(True)
+    client = _bare_client(url, "bench-floor")
     got = 0
     start = 0.0
 
@@ -240,7 +233,6 @@ def _floor_main(url: str, n: int) -> None:
     client.on_message = on_message
     client.on_subscribe = lambda *_a: print("ready", flush=True)
     client.on_connect = lambda c, *_a: c.subscribe(f"site/{SITE}/#", qos=1)
-    client.connect(broker.host, broker.port)
     client.loop_forever()
     print(f"{got} {time.process_time() - start}", flush=True)
 
@@ -248,16 +240,8 @@ def _floor_main(url: str, n: int) -> None:
 def _relay_main(url: str, n: int) -> None:
     """The least an edge can do with device messages: read each (QoS 1), publish it unchanged on
     RELAY_TOPIC (QoS 1), acknowledge it. Prints its CPU seconds once `n` are relayed and acked."""
-    import paho.mqtt.client as paho
-    from paho.mqtt.enums import CallbackAPIVersion
 
-    from gridwatch.config import BrokerUrl
-
-    broker = BrokerUrl.parse(url)
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-relay", protocol=paho.MQTTv311)
-    client.username_pw_set(broker.username, broker.password)
-    client.manual_ack_set(True)
-    client.max_inflight_messages_set(1000)
+    client = _bare_client(url, "bench-relay", max_inflight=1000)
     relayed = acked = 0
     start = 0.0
 
@@ -279,24 +263,49 @@ def _relay_main(url: str, n: int) -> None:
     client.on_publish = on_publish
     client.on_subscribe = lambda *_a: print("ready", flush=True)
     client.on_connect = lambda c, *_a: c.subscribe(f"site/{SITE}/#", qos=1)
-    client.connect(broker.host, broker.port)
     client.loop_forever()
     print(f"{acked} {time.process_time() - start}", flush=True)
 
 
-def _relay_floor(url: str, publisher_url: str, messages: list[tuple[str, bytes]]) -> tuple[float, float]:
-    """(messages/s end to end, messages per relay CPU-second) of the bare paho relay (`_relay_main`):
-    publisher → Mosquitto → relay → Mosquitto → counter, every process on this machine's cores,
-    as in the edge pipeline run."""
-    from bench.run import REPO
-    from bench.run import _Counter as TopicCounter
+def _bare_client(url: str, client_id: str, *, max_inflight: int = 20) -> paho.Client:
+    """A paho MQTT 3.1.1 client with manual acks, connected (not looping), as the edge reads devices;
+    `max_inflight` bounds its own publishes (20 is paho's default)."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from gridwatch.config import BrokerUrl
+
+    broker = BrokerUrl.parse(url)
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv311)
+    client.username_pw_set(broker.username, broker.password)
+    client.manual_ack_set(True)
+    client.max_inflight_messages_set(max_inflight)
+    client.connect(broker.host, broker.port)
+    return client
+
+
+def _device_publisher(url: str, client_id: str) -> paho.Client:
+    """The devices' side of every load here: QoS 1, 1,000 in flight, loop running."""
     from gridwatch.config import BrokerUrl
     from gridwatch.mqtt import sync_client
 
-    port = BrokerUrl.parse(url).port
-    counter = TopicCounter(url, port, RELAY_TOPIC, len(messages), "bench-relay-sub")
+    pub = sync_client(url, client_id)
+    pub.max_inflight_messages_set(1000)
+    pub.connect("127.0.0.1", BrokerUrl.parse(url).port)
+    pub.loop_start()
+    return pub
+
+
+def _bare_process(
+    role: str, url: str, publisher_url: str, messages: list[tuple[str, bytes]], done: threading.Event | None = None
+) -> tuple[float, float, float]:
+    """Run `python -m bench.edge_pipeline ROLE URL N`, publish `messages` to it and wait for it (and
+    for `done`, when given); (messages it handled, its CPU seconds, seconds from the first publish
+    to `done`)."""
+    from bench.run import REPO
+
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.edge_pipeline", "relay", url, str(len(messages))],
+        [sys.executable, "-m", "bench.edge_pipeline", role, url, str(len(messages))],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,
@@ -304,58 +313,44 @@ def _relay_floor(url: str, publisher_url: str, messages: list[tuple[str, bytes]]
     assert proc.stdout is not None
     try:
         if proc.stdout.readline().strip() != "ready":
-            raise RuntimeError("the paho relay did not start")
-        pub = sync_client(publisher_url, "bench-edge-relay-devices")
-        pub.max_inflight_messages_set(1000)
-        pub.connect("127.0.0.1", port)
-        pub.loop_start()
+            raise RuntimeError(f"the bare paho {role} process did not start")
+        pub = _device_publisher(publisher_url, f"bench-edge-{role}-devices")
         time.sleep(0.3)
         t0 = time.perf_counter()
         _publish_all(pub, messages)
-        counter.done.wait(120)
+        if done is not None:
+            done.wait(120)
         elapsed = time.perf_counter() - t0
         pub.loop_stop()
         pub.disconnect()
         got, cpu = proc.stdout.readline().split()
         proc.wait(30)
     finally:
-        counter.close()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    return counter.count / elapsed, int(got) / float(cpu)
+    return float(got), float(cpu), elapsed
+
+
+def _relay_floor(url: str, publisher_url: str, messages: list[tuple[str, bytes]]) -> tuple[float, float]:
+    """(messages/s end to end, messages per relay CPU-second) of the bare paho relay (`_relay_main`):
+    publisher → Mosquitto → relay → Mosquitto → counter, every process on this machine's cores,
+    as in the edge pipeline run."""
+    from bench.run import _Counter as TopicCounter
+    from gridwatch.config import BrokerUrl
+
+    counter = TopicCounter(url, BrokerUrl.parse(url).port, RELAY_TOPIC, len(messages), "bench-relay-sub")
+    try:
+        got, cpu, elapsed = _bare_process("relay", url, publisher_url, messages, counter.done)
+    finally:
+        counter.close()
+    return counter.count / elapsed, got / cpu
 
 
 def _paho_floor(url: str, publisher_url: str, messages: list[tuple[str, bytes]]) -> float:
     """Messages per CPU-second of the bare paho subscriber (`_floor_main`), on `messages`."""
-    from bench.run import REPO
-    from gridwatch.config import BrokerUrl
-    from gridwatch.mqtt import sync_client
-
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.edge_pipeline", "floor", url, str(len(messages))],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    try:
-        if proc.stdout.readline().strip() != "ready":
-            raise RuntimeError("the paho floor subscriber did not start")
-        pub = sync_client(publisher_url, "bench-edge-floor-devices")
-        pub.max_inflight_messages_set(1000)
-        pub.connect("127.0.0.1", BrokerUrl.parse(publisher_url).port)
-        pub.loop_start()
-        _publish_all(pub, messages)
-        pub.loop_stop()
-        pub.disconnect()
-        got, cpu = proc.stdout.readline().split()
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return int(got) / float(cpu)
+    got, cpu, _elapsed = _bare_process("floor", url, publisher_url, messages)
+    return got / cpu
 
 
 def bench_edge() -> list[Row]:
@@ -407,10 +402,7 @@ def bench_edge() -> list[Row]:
                     raise RuntimeError(f"edge agent did not start:\n{(work / 'agent.log').read_text()[-2000:]}")
                 agent = psutil.Process(proc.pid)
                 idle_rss = agent.memory_info().rss
-                pub = sync_client(broker.url("devices"), "bench-edge-devices")
-                pub.max_inflight_messages_set(1000)
-                pub.connect("127.0.0.1", broker.port)
-                pub.loop_start()
+                pub = _device_publisher(broker.url("devices"), "bench-edge-devices")
                 time.sleep(0.3)
                 results = []
                 for kind, target in (("events", N_EVENTS), ("telemetry", n_positions)):
