@@ -40,11 +40,12 @@ instead).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
@@ -209,9 +210,7 @@ class Outbox:
             if telemetry_only and self._count[Lane.TELEMETRY] == 0 and self._hot_fits(len(rows), size, now):
                 return [self._keep_hot(lane, topic, payload, now) for lane, topic, payload in rows]
             ids: list[int] = []
-            self._durable(not telemetry_only)
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
+            with self._transaction(durable=not telemetry_only):
                 if telemetry_only:
                     self._write_hot()  # older telemetry first, in order
                 for lane, topic, payload in rows:
@@ -228,10 +227,6 @@ class Outbox:
                 self._enforce_bounds({lane for lane, _, _ in rows})
                 if state is not None:
                     self._db.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", state)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._rollback()
-                raise
             self._spill_committed()
             return ids
 
@@ -281,15 +276,9 @@ class Outbox:
 
     def _spill(self, *, durable: bool) -> int:
         n = len(self._hot)
-        self._durable(durable)
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._transaction(durable=durable):
             self._write_hot()
             self._enforce_bounds({Lane.TELEMETRY})
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._rollback()
-            raise
         self._spill_committed()
         return n
 
@@ -302,6 +291,19 @@ class Outbox:
     def get_state(self, key: str) -> bytes | None:
         with self._lock:
             return self._get_state(key)
+
+    @contextlib.contextmanager
+    def _transaction(self, *, durable: bool) -> Iterator[None]:
+        """One write transaction (the caller holds the lock), fsynced at commit when `durable`
+        (module doc); any error rolls it back and recounts."""
+        self._durable(durable)
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            yield
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
 
     def _durable(self, full: bool) -> None:
         """Whether the next commit must be on disk before it returns (FULL) or may wait (NORMAL)."""
@@ -432,9 +434,7 @@ class Outbox:
             wanted = [i for i in wanted if i > 0]  # a hot id not held any more was spilled: its row is sent again
             if not wanted:
                 return
-            self._durable(False)  # a lost deletion or sent-mark costs a repeat, not an alert
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
+            with self._transaction(durable=False):  # a lost deletion or sent-mark costs a repeat, not an alert
                 if not self.confirms:
                     self._delete("id", wanted)
                 else:
@@ -448,10 +448,6 @@ class Outbox:
                         if row is not None:
                             self._seq += 1
                             self._sent[Lane(row[0])] += 1
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._rollback()
-                raise
 
     def confirm(self, keys: Iterable[str], *, now: float | None = None) -> int:
         """Central has committed the items with these confirmation keys: delete them.
@@ -465,9 +461,7 @@ class Outbox:
         wanted = [str(k) for k in keys]
         at = time.time() if now is None else now
         with self._lock:
-            self._durable(False)  # a lost deletion costs a repeat, which central confirms again
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
+            with self._transaction(durable=False):  # a lost deletion costs a repeat, which central confirms again
                 before = sum(self._count.values())
                 highest = self._delete("confirm", wanted) if wanted else None
                 deleted = before - sum(self._count.values())
@@ -479,10 +473,6 @@ class Outbox:
                     )
                 if not self.confirms:
                     self._db.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", (CONFIRMS_STATE, b"1"))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._rollback()
-                raise
             if not self.confirms:
                 log.info("central confirms what it commits: the outbox now keeps sent items until confirmed")
             self.confirms = True
@@ -503,23 +493,16 @@ class Outbox:
           down this costs one repeat per interval, not the whole backlog.
         """
         at = time.time() if now is None else now
-        with self._lock:
-            self._durable(False)
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                overtaken = self._requeue(_REQUEUE_OVERTAKEN, (at, grace_s))
-                probed = 0
-                newest = self._db.execute(
-                    "SELECT id, sent_at, attempts FROM items WHERE sent_seq IS NOT NULL ORDER BY sent_seq DESC LIMIT 1"
-                ).fetchone()
-                if newest is not None:
-                    item_id, sent_at, attempts = newest
-                    if sent_at <= at - probe_s * 2 ** min(attempts, PROBE_BACKOFF_MAX):
-                        probed = self._requeue(_REQUEUE_ONE, (item_id,))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._rollback()
-                raise
+        with self._lock, self._transaction(durable=False):
+            overtaken = self._requeue(_REQUEUE_OVERTAKEN, (at, grace_s))
+            probed = 0
+            newest = self._db.execute(
+                "SELECT id, sent_at, attempts FROM items WHERE sent_seq IS NOT NULL ORDER BY sent_seq DESC LIMIT 1"
+            ).fetchone()
+            if newest is not None:
+                item_id, sent_at, attempts = newest
+                if sent_at <= at - probe_s * 2 ** min(attempts, PROBE_BACKOFF_MAX):
+                    probed = self._requeue(_REQUEUE_ONE, (item_id,))
         self.requeued_overtaken += overtaken
         self.requeued_probes += probed
         return Requeued(overtaken, probed)
