@@ -37,7 +37,7 @@ from .camera import CameraManager
 from .deadletter import DeadLetterStore
 from .health import DeviceHealthTracker
 from .ingest import Ingest
-from .outbox import Lane, Outbox
+from .outbox import HOT_MAX_ITEMS, Lane, Outbox
 from .rules import RuleEngine
 from .status import StatusServer
 from .uplink import Uplink
@@ -309,8 +309,16 @@ class EdgeAgent:
             self._flush_batches()
         try:
             self.outbox.spill_stale()  # telemetry the uplink has not taken within seconds goes to disk
-        except sqlite3.Error:
-            log.exception("writing waiting telemetry to the outbox failed; it stays in memory")
+        except sqlite3.Error as exc:
+            if self.outbox_error is None:  # said once, as for every outbox write (status: outbox.write_error)
+                log.error(
+                    "OUTBOX WRITE FAILED (%s): telemetry waiting for the uplink stays in memory (at most %d "
+                    "bodies, then new telemetry is dropped and counted); free disk space at %s",
+                    exc,
+                    HOT_MAX_ITEMS,
+                    self.outbox_path,
+                )
+            self.outbox_error = str(exc)
         if mono - last["save"] >= SAVE_EVERY_S:
             last["save"] = mono
             self._save_rules()
