@@ -29,7 +29,7 @@ def free_port() -> int:
         return port
 
 
-def _port_open(port: int, host: str = "127.0.0.1") -> bool:
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
         return True
     return False
@@ -178,7 +178,7 @@ class Mosquitto:
             if self.proc.poll() is not None:
                 tail = (self.workdir / "mosquitto.log").read_text(errors="replace")[-2000:]
                 raise BrokerError(f"mosquitto exited with {self.proc.returncode} on port {self.port}:\n{tail}")
-            if _port_open(self.port, self.host):
+            if port_open(self.port, self.host):
                 return
             time.sleep(0.05)
         self.stop()

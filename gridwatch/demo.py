@@ -25,7 +25,7 @@ from typing import Annotated
 import httpx
 import typer
 
-from gridwatch.broker import CENTRAL_ACL, DEVICES_ACL, BrokerUser, Mosquitto, edge_acl, free_port
+from gridwatch.broker import CENTRAL_ACL, DEVICES_ACL, BrokerUser, Mosquitto, edge_acl, free_port, port_open
 from gridwatch.config import ConfigError, load_site
 from gridwatch.procs import Child, Supervisor
 
@@ -102,29 +102,9 @@ def start_demo(
         camera_env: dict[str, str] = {}
         camera_control = ""
         if cameras and any(d.family == "camera" for d in site.devices):
-            rtsp_port, control_port = free_port(), free_port()
+            rtsp_port, control_port = _start_cameras(supervisor, config, common, workdir)
             camera_env["GRIDWATCH_CAMERA_BASE"] = f"rtsp://127.0.0.1:{rtsp_port}"
             camera_control = f"127.0.0.1:{control_port}"
-            supervisor.add(
-                Child(
-                    "cameras",
-                    [
-                        sys.executable,
-                        "-m",
-                        "simulators.camera",
-                        "serve",
-                        "--config",
-                        str(config),
-                        "--port",
-                        str(rtsp_port),
-                        "--control-port",
-                        str(control_port),
-                    ],
-                    env=common,
-                    cwd=workdir,
-                    log_path=workdir / "logs" / "cameras.log",
-                )
-            )
         supervisor.add(
             Child(
                 "central",
@@ -244,6 +224,48 @@ def doctor_env(workdir: Path, edge: str) -> dict[str, str]:
         key, _, value = line.partition("=")
         out[key] = shlex.split(value)[0] if value else ""
     return out
+
+
+CAMERA_ATTEMPTS = 3
+
+
+def _start_cameras(supervisor: Supervisor, config: Path, env: dict[str, str], workdir: Path) -> tuple[int, int]:
+    """Start the RTSP camera simulator on free ports; (rtsp port, control port) once it listens.
+
+    A port found free can be taken by another process before the server binds it (seen once in
+    CI): the simulator then exits at once, and is started again on other ports.
+    """
+    for attempt in range(1, CAMERA_ATTEMPTS + 1):
+        rtsp_port, control_port = free_port(), free_port()
+        child = Child(
+            "cameras",
+            [
+                sys.executable,
+                "-m",
+                "simulators.camera",
+                "serve",
+                "--config",
+                str(config),
+                "--port",
+                str(rtsp_port),
+                "--control-port",
+                str(control_port),
+            ],
+            env=env,
+            cwd=workdir,
+            log_path=workdir / "logs" / "cameras.log",
+        )
+        supervisor.add(child)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and child.alive() and not port_open(rtsp_port):
+            time.sleep(0.1)
+        if child.alive():
+            return rtsp_port, control_port  # listening (or still starting: _wait_ready watches it)
+        supervisor.children.remove(child)
+        log.warning("camera simulator exited while starting on port %d (attempt %d of %d)", rtsp_port, attempt,
+                    CAMERA_ATTEMPTS)  # fmt: skip
+    tail = (workdir / "logs" / "cameras.log").read_text(errors="replace")[-1500:]
+    raise RuntimeError(f"cameras exited while starting, {CAMERA_ATTEMPTS} times on different ports:\n{tail}")
 
 
 def _wait_ready(url: str, supervisor: Supervisor, timeout: float) -> None:
